@@ -1,0 +1,127 @@
+"""Callbacks of a recipe run: checkpoints, early stopping, resume, logs, plots."""
+
+import math
+import os
+import time
+
+from kerastrain import plots, run_folder
+from kerastrain.backend import keras
+
+
+class EpochThroughput(keras.callbacks.Callback):
+    """Adds `epoch_seconds` and `examples_per_second` to each epoch's logs.
+
+    Put it before the callbacks that write logs, so they record both.
+
+    Args:
+        examples_per_epoch: training examples in one epoch.
+    """
+
+    def __init__(self, examples_per_epoch):
+        super().__init__()
+        self.examples_per_epoch = examples_per_epoch
+
+    def on_train_begin(self, logs=None):
+        self.epoch_seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.epoch_start
+        self.epoch_seconds.append(seconds)
+        if logs is not None:
+            logs["epoch_seconds"] = seconds
+            logs["examples_per_second"] = self.examples_per_epoch / seconds
+
+
+class BestWeightsCheckpoint(keras.callbacks.Callback):
+    """Saves the weights whenever the monitored value improves, atomically.
+
+    The weights go to a temporary file that then replaces the checkpoint, so an
+    interrupted save never leaves a half-written checkpoint behind.
+
+    Args:
+        path: the checkpoint file, ending in `.weights.h5`.
+        monitor: the logged value to minimize. Defaults to `"val_loss"`.
+        best: the value to beat, such as the best of an interrupted run that is
+            resuming. Defaults to `math.inf`.
+    """
+
+    def __init__(self, path, monitor="val_loss", best=math.inf):
+        super().__init__()
+        self.path = path
+        self.monitor = monitor
+        self.initial_best = best
+
+    def on_train_begin(self, logs=None):
+        self.best = self.initial_best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not value < self.best:
+            return
+        self.best = value
+        temporary = self.path.removesuffix(".weights.h5") + ".tmp.weights.h5"
+        self.model.save_weights(temporary)
+        os.replace(temporary, self.path)
+
+
+class HistoryPlot(keras.callbacks.Callback):
+    """Redraws `history.png` from the run's `history.csv` after every epoch.
+
+    Reading the CSV rather than this fit's logs makes the plot of a resumed
+    run show the epochs before the interruption too.
+
+    Args:
+        run: the `RunFolder` whose `history.csv` a `CSVLogger` writes.
+    """
+
+    def __init__(self, run):
+        super().__init__()
+        self.run = run
+
+    def on_epoch_end(self, epoch, logs=None):
+        history = self.run.read_history()
+        if len(history):
+            self.run.save_figure("history.png", plots.plot_history(history))
+
+
+def standard_callbacks(run, examples_per_epoch, early_stopping_patience=3, tensorboard=False):
+    """The callbacks every recipe trains with.
+
+    In order: per-epoch throughput, the best-weights checkpoint
+    (`checkpoints/best.weights.h5`), the CSV log (`history.csv`, appended to on
+    resume), the history plot (`history.png`), early stopping on the validation
+    loss that restores the best weights, `BackupAndRestore` (`backup/`, so that
+    rerunning an interrupted command resumes at its last finished epoch), and
+    optionally TensorBoard (`tensorboard/`).
+
+    Args:
+        run: the `RunFolder` to write into.
+        examples_per_epoch: training examples per epoch, for throughput.
+        early_stopping_patience: epochs without improvement before stopping; `0`
+            disables early stopping. Defaults to `3`.
+        tensorboard: whether to write TensorBoard logs. Defaults to `False`.
+
+    Returns:
+        A list of `keras.callbacks.Callback`.
+    """
+    history = run.read_history()
+    best = history["val_loss"].min() if "val_loss" in history and run.exists(run_folder.BEST_WEIGHTS) else math.inf
+    callbacks = [
+        EpochThroughput(examples_per_epoch),
+        BestWeightsCheckpoint(run.file(run_folder.BEST_WEIGHTS), best=best),
+        keras.callbacks.CSVLogger(run.file(run_folder.HISTORY), append=True),
+        HistoryPlot(run),
+    ]
+    if early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=early_stopping_patience, restore_best_weights=True
+            )
+        )
+    callbacks.append(keras.callbacks.BackupAndRestore(run.file(run_folder.BACKUP)))
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(run.file("tensorboard")))
+    return callbacks

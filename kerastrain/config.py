@@ -1,0 +1,288 @@
+"""Recipe configurations: documented dataclasses, TOML presets and their checks.
+
+A config is resolved in three layers, each overriding the one before: the
+dataclass defaults, a preset file from `recipes/` (`--config recipes/NAME.toml`),
+then command-line flags. Only the entry points parse flags; what flows into the
+library is the resolved dataclass.
+
+This module imports neither TensorFlow nor pandas, so `--help` stays instant.
+"""
+
+import dataclasses
+import json
+import tomllib
+import typing
+
+from kerastrain.errors import UsageError
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+SCHEDULES = ("constant", "exponential", "inverse_time", "cosine", "step")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("default", "one_device", "mirrored")
+INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
+ACTIVATIONS = ("relu", "elu", "gelu", "selu", "tanh", "sigmoid", "swish")
+TEXT_FEATURES = ("tfidf", "counts", "binary")
+
+# Fields that say where or how loudly to run, not what to train: two runs that
+# differ only in these are the same run, so they may resume each other.
+NOT_COMPARED_FIELDS = ("output_dir", "verbose")
+
+
+def field(default, help, choices=None, minimum=None, maximum=None):
+    """A dataclass field that carries its flag help and its allowed values."""
+    metadata = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum}
+    if isinstance(default, (list, tuple)):
+        return dataclasses.field(default_factory=lambda: tuple(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """Settings that every recipe shares: data, split, optimizer, run folder."""
+
+    data: str = field(
+        "sms",
+        "A CSV or .csv.gz file, or the name of a bundled or online dataset.",
+    )
+    text_column: str = field("text", "Column of the CSV that holds the text.")
+    label_column: str = field("label", "Column of the CSV that holds the class label.")
+    max_examples: int = field(
+        0, "Use at most this many examples (stratified sample); 0 uses all.", minimum=0
+    )
+    validation_fraction: float = field(
+        0.1, "Fraction of the data held out for validation.", minimum=0.01, maximum=0.5
+    )
+    test_fraction: float = field(
+        0.2, "Fraction of the data held out for the final test.", minimum=0.01, maximum=0.5
+    )
+    epochs: int = field(10, "Maximum number of passes over the training split.", minimum=1)
+    batch_size: int = field(
+        64, "Global batch size: the same under every strategy.", minimum=1
+    )
+    optimizer: str = field("adam", "Optimizer.", choices=OPTIMIZERS)
+    learning_rate: float = field(1e-3, "Initial learning rate.", minimum=1e-12)
+    momentum: float = field(
+        0.9, "Momentum of the momentum and nesterov optimizers.", minimum=0.0, maximum=0.999999
+    )
+    schedule: str = field("constant", "Learning-rate schedule.", choices=SCHEDULES)
+    decay_steps: int = field(
+        1000, "Steps over which the schedule decays once (cosine: to zero).", minimum=1
+    )
+    decay_rate: float = field(
+        0.5, "Factor of exponential, inverse-time and step decay.", minimum=0.0, maximum=1.0
+    )
+    clipnorm: float = field(
+        0.0, "Clip each gradient to this L2 norm; 0 disables clipping.", minimum=0.0
+    )
+    early_stopping_patience: int = field(
+        3, "Epochs without validation-loss improvement before stopping; 0 disables.", minimum=0
+    )
+    precision: str = field(
+        "auto",
+        "Float policy; auto picks the fastest one this machine runs well.",
+        choices=PRECISIONS,
+    )
+    strategy: str = field("default", "tf.distribute strategy.", choices=STRATEGIES)
+    cpu_devices: int = field(
+        0,
+        "Split the CPU into this many logical devices (mirrored on a CPU-only machine).",
+        minimum=0,
+    )
+    steps_per_execution: int = field(
+        8, "Training steps run per call into TensorFlow's graph.", minimum=1
+    )
+    tensorboard: bool = field(False, "Also write TensorBoard logs to OUTPUT_DIR/tensorboard.")
+    seed: int = field(0, "Seeds Python, NumPy and TensorFlow, and the data split.", minimum=0)
+    output_dir: str = field("runs/run", "Folder of this run; rerunning with it resumes.")
+    verbose: int = field(1, "0: silent, 1: progress bar, 2: one line per epoch.", choices=(0, 1, 2))
+
+    def validate(self):
+        """Checks every value against its field's limits.
+
+        Raises:
+            UsageError: naming the first value out of range and what was expected.
+        """
+        if self.validation_fraction + self.test_fraction >= 0.9:
+            raise UsageError(
+                "Expected --validation-fraction + --test-fraction below 0.9. Received: "
+                f"{self.validation_fraction} + {self.test_fraction}"
+            )
+        if self.strategy != "mirrored" and self.cpu_devices > 1:
+            raise UsageError(
+                f"--cpu-devices {self.cpu_devices} only applies to --strategy mirrored. "
+                f"Received: strategy={self.strategy}"
+            )
+        for item in dataclasses.fields(self):
+            check_value(item, getattr(self, item.name))
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def compared_items(self):
+        """The settings that decide whether two runs are the same run."""
+        values = json.loads(json.dumps(self.to_dict()))
+        return {name: value for name, value in values.items() if name not in NOT_COMPARED_FIELDS}
+
+
+@dataclasses.dataclass
+class TextCNNConfig(TrainingConfig):
+    """A TextCNN (Kim 2014) on raw text, with an optional bag-of-n-grams branch."""
+
+    data: str = field(
+        "sms",
+        "A CSV or .csv.gz file with text and label columns, or a dataset name: "
+        "sms (bundled), imdb, 20newsgroups (online).",
+    )
+    max_tokens: int = field(20000, "Vocabulary size, most frequent words first.", minimum=2)
+    sequence_length: int = field(
+        0, "Tokens kept per text; 0 picks the 95th percentile of the training texts.", minimum=0
+    )
+    lowercase: bool = field(True, "Lowercase the text before tokenizing.")
+    embedding_dim: int = field(128, "Size of the word embeddings.", minimum=1)
+    filters: int = field(128, "Convolution filters per kernel size.", minimum=1)
+    kernel_sizes: tuple = field((3, 4, 5), "Comma-separated convolution widths.")
+    dropout: float = field(0.5, "Dropout rate before the classifier.", minimum=0.0, maximum=0.95)
+    l2: float = field(0.0, "L2 penalty on the classifier weights.", minimum=0.0)
+    ngram_features: int = field(
+        20000,
+        "Size of the word n-gram vocabulary of the linear bag-of-n-grams branch; 0 "
+        "turns the branch off (plain TextCNN).",
+        minimum=0,
+    )
+    ngram_max: int = field(2, "Longest word n-gram of that branch.", minimum=1, maximum=5)
+    output_dir: str = field("runs/textcnn", "Folder of this run; rerunning with it resumes.")
+
+
+@dataclasses.dataclass
+class MLPConfig(TrainingConfig):
+    """A multilayer perceptron on numeric feature columns or on text features."""
+
+    data: str = field(
+        "digits",
+        "A CSV or .csv.gz file of numeric feature columns and a label column (or a text "
+        "column), or a dataset name: digits (bundled), sms (bundled text), mnist, "
+        "20newsgroups (online).",
+    )
+    hidden_units: tuple = field((256, 128), "Comma-separated sizes of the hidden layers.")
+    activation: str = field("relu", "Activation of the hidden layers.", choices=ACTIVATIONS)
+    initializer: str = field(
+        "he_normal", "Initializer of the hidden layers' weights.", choices=INITIALIZERS
+    )
+    batch_normalization: bool = field(False, "Batch normalization after each hidden layer.")
+    dropout: float = field(0.2, "Dropout rate after each hidden layer.", minimum=0.0, maximum=0.95)
+    l1: float = field(0.0, "L1 penalty on the hidden layers' weights.", minimum=0.0)
+    l2: float = field(0.0, "L2 penalty on the hidden layers' weights.", minimum=0.0)
+    text_features: str = field(
+        "tfidf", "Features of a text dataset: tfidf, counts or binary.", choices=TEXT_FEATURES
+    )
+    max_features: int = field(5000, "Vocabulary size of text features.", minimum=2)
+    ngram_max: int = field(1, "Longest word n-gram of text features.", minimum=1, maximum=5)
+    output_dir: str = field("runs/mlp", "Folder of this run; rerunning with it resumes.")
+
+
+def check_value(item, value):
+    """Checks one config value against its field's type, choices and limits."""
+    flag = "--" + item.name.replace("_", "-")
+    metadata = item.metadata
+    expected_type = field_type(item)
+    if expected_type is tuple:
+        if not value or not all(isinstance(part, int) and part > 0 for part in value):
+            raise UsageError(
+                f"Expected {flag} to be positive integers separated by commas, like 3,4,5. "
+                f"Received: {item.name}={value!r}"
+            )
+        return
+    if expected_type is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected_type) or (expected_type is int and isinstance(value, bool)):
+        raise UsageError(
+            f"Expected {flag} to be of type {expected_type.__name__}. "
+            f"Received: {item.name}={value!r}"
+        )
+    if metadata.get("choices") is not None and value not in metadata["choices"]:
+        choices = ", ".join(str(choice) for choice in metadata["choices"])
+        raise UsageError(
+            f"Expected {flag} to be one of: {choices}. Received: {item.name}={value!r}"
+        )
+    minimum, maximum = metadata.get("minimum"), metadata.get("maximum")
+    if minimum is not None and value < minimum:
+        raise UsageError(f"Expected {flag} >= {minimum}. Received: {item.name}={value!r}")
+    if maximum is not None and value > maximum:
+        raise UsageError(f"Expected {flag} <= {maximum}. Received: {item.name}={value!r}")
+
+
+def field_type(item):
+    """The plain Python type of a config field (`tuple` for the comma lists)."""
+    annotation = item.type
+    if isinstance(annotation, str):
+        annotation = {"str": str, "int": int, "float": float, "bool": bool, "tuple": tuple}[
+            annotation
+        ]
+    return typing.get_origin(annotation) or annotation
+
+
+def load_preset(path, config_class):
+    """Reads a TOML preset into a dict of field values.
+
+    The preset's keys are the config's field names (`batch_size = 128`). An
+    optional `recipe = "textcnn"` key says which recipe the preset is for.
+
+    Args:
+        path: path of the `.toml` file.
+        config_class: the recipe's config dataclass, to check keys against.
+
+    Returns:
+        A dict of the preset's field values.
+
+    Raises:
+        UsageError: if the file is missing, is not valid TOML, or has a key that
+            is not a field of `config_class`.
+    """
+    try:
+        with open(path, "rb") as file:
+            values = tomllib.load(file)
+    except FileNotFoundError:
+        raise UsageError(
+            f"--config {path}: no such file. Pass a preset such as recipes/sms_textcnn.toml."
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"--config {path} is not valid TOML ({error}). Fix the file.") from None
+    recipe = values.pop("recipe", None)
+    expected_recipe = config_class.__name__.removesuffix("Config").lower()
+    if recipe is not None and recipe != expected_recipe:
+        raise UsageError(
+            f"--config {path} is a preset for the {recipe} recipe, not {expected_recipe}. "
+            f"Run it with python -m kerastrain.recipes.{recipe}."
+        )
+    names = {item.name for item in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise UsageError(
+            f"--config {path} has unknown key {unknown[0]!r}. Known keys are the flag names "
+            "with underscores; see --help."
+        )
+    return {name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}
+
+
+def resolve(config_class, preset_path=None, overrides=None):
+    """Builds and checks a config from defaults, a preset and explicit overrides.
+
+    Args:
+        config_class: `TextCNNConfig` or `MLPConfig`.
+        preset_path: optional path of a TOML preset. Defaults to `None`.
+        overrides: dict of field values that win over the preset. Defaults to `None`.
+
+    Returns:
+        A validated instance of `config_class`.
+
+    Example:
+
+    ```python
+    config = resolve(TextCNNConfig, "recipes/sms_textcnn.toml", {"epochs": 2})
+    ```
+    """
+    values = load_preset(preset_path, config_class) if preset_path else {}
+    values.update(overrides or {})
+    config = config_class(**values)
+    config.validate()
+    return config

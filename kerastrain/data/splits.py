@@ -1,0 +1,81 @@
+"""Stratified, seeded train/validation/test splits."""
+
+import dataclasses
+
+import numpy as np
+from sklearn import model_selection
+
+from kerastrain.errors import UsageError
+
+
+@dataclasses.dataclass
+class Split:
+    """The three parts of a dataset, each an `Examples`."""
+
+    train: object
+    validation: object
+    test: object
+
+
+def stratified_split(examples, validation_fraction, test_fraction, seed, max_examples=0):
+    """Splits examples into train, validation and test parts with equal class shares.
+
+    Args:
+        examples: an `Examples`.
+        validation_fraction: fraction of all examples for validation.
+        test_fraction: fraction of all examples for the test.
+        seed: seed of the shuffles; the same seed gives the same split.
+        max_examples: if positive, a stratified sample of this size is split
+            instead of all examples. Defaults to `0`.
+
+    Returns:
+        A `Split`.
+
+    Raises:
+        UsageError: if a class has too few examples to appear in every part.
+    """
+    indices = np.arange(len(examples))
+    labels = examples.labels
+    classes, counts = np.unique(labels, return_counts=True)
+    needed = 3
+    if counts.min() < needed:
+        rare = classes[counts.argmin()]
+        raise UsageError(
+            f"Class {rare!r} of {examples.source} has {counts.min()} example(s); a stratified "
+            f"train/validation/test split needs at least {needed} per class. Add examples or "
+            "drop that class."
+        )
+    try:
+        if 0 < max_examples < len(indices):
+            indices, _ = model_selection.train_test_split(
+                indices, train_size=max_examples, stratify=labels, random_state=seed
+            )
+        rest, test = model_selection.train_test_split(
+            indices,
+            test_size=test_fraction,
+            stratify=labels[indices],
+            random_state=seed,
+        )
+        train, validation = model_selection.train_test_split(
+            rest,
+            test_size=validation_fraction / (1.0 - test_fraction),
+            stratify=labels[rest],
+            random_state=seed,
+        )
+    except ValueError as error:
+        raise UsageError(
+            f"Cannot split {len(indices)} examples of {examples.source} with every class in "
+            f"every part ({error}). Use more data or a larger --max-examples."
+        ) from None
+    return Split(examples.subset(train), examples.subset(validation), examples.subset(test))
+
+
+def encode_labels(split):
+    """Class names (sorted) and the int class ids of each part of a split."""
+    class_names = sorted(np.unique(split.train.labels).tolist())
+    lookup = {name: index for index, name in enumerate(class_names)}
+
+    def ids(part):
+        return np.asarray([lookup[label] for label in part.labels], dtype=np.int32)
+
+    return class_names, ids(split.train), ids(split.validation), ids(split.test)

@@ -1,0 +1,45 @@
+"""Test-set evaluation: metrics, a classification report and a confusion matrix."""
+
+import numpy as np
+from sklearn import metrics as sklearn_metrics
+
+from kerastrain import plots
+
+
+def evaluate(model, dataset, label_ids, class_names):
+    """Evaluates a compiled classifier on a dataset in a fixed order.
+
+    Args:
+        model: a compiled `keras.Model` with an `accuracy` metric.
+        dataset: a `tf.data.Dataset` of `(inputs, labels)`, not shuffled.
+        label_ids: the dataset's true class ids, in dataset order.
+        class_names: names of the class ids.
+
+    Returns:
+        A dict with `accuracy`, `loss`, `macro_f1`, the `report` text and the
+        `confusion_matrix` (a nested list).
+    """
+    results = model.evaluate(dataset, verbose=0, return_dict=True)
+    probabilities = model.predict(dataset, verbose=0)
+    predicted = np.argmax(probabilities, axis=1)
+    classes = list(range(len(class_names)))
+    report = sklearn_metrics.classification_report(
+        label_ids, predicted, labels=classes, target_names=list(class_names), digits=4, zero_division=0
+    )
+    matrix = sklearn_metrics.confusion_matrix(label_ids, predicted, labels=classes)
+    return {
+        "accuracy": float(np.mean(predicted == np.asarray(label_ids))),
+        "loss": float(results["loss"]),
+        "macro_f1": float(
+            sklearn_metrics.f1_score(label_ids, predicted, labels=classes, average="macro", zero_division=0)
+        ),
+        "report": report,
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def write_evaluation(evaluation, class_names, run):
+    """Writes `classification_report.txt` and `confusion_matrix.png` into the run folder."""
+    run.write_text("classification_report.txt", evaluation["report"])
+    figure = plots.plot_confusion_matrix(evaluation["confusion_matrix"], class_names)
+    run.save_figure("confusion_matrix.png", figure)

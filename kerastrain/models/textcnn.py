@@ -1,0 +1,85 @@
+"""TextCNN (Kim 2014), with an optional linear bag-of-n-grams branch."""
+
+from kerastrain.backend import keras
+
+
+def build_textcnn(
+    vocabulary_size,
+    sequence_length,
+    num_classes,
+    embedding_dim=128,
+    filters=128,
+    kernel_sizes=(3, 4, 5),
+    dropout=0.5,
+    l2=0.0,
+    ngram_vocabulary_size=0,
+    ngram_sequence_length=0,
+):
+    """Builds a TextCNN classifier with the Functional API.
+
+    Token ids are embedded, convolved by one `Conv1D` per kernel size, max-pooled
+    over time, concatenated, dropped out and classified by a softmax layer
+    (Kim 2014). With `ngram_vocabulary_size > 0` a second input, the ids of the
+    text's word n-grams, is embedded and averaged (a linear bag-of-n-grams model,
+    as in fastText) and joins the pooled features before the classifier: on short
+    texts n-gram features are strong (Wang and Manning 2012), and the network
+    learns how much to rely on each branch.
+
+    Args:
+        vocabulary_size: number of token ids, padding (0) and unknown (1) included.
+        sequence_length: token ids per text; at least the largest kernel size.
+        num_classes: number of classes of the softmax output.
+        embedding_dim: size of the word (and n-gram) embeddings. Defaults to `128`.
+        filters: filters per kernel size. Defaults to `128`.
+        kernel_sizes: widths of the convolutions. Defaults to `(3, 4, 5)`.
+        dropout: dropout rate before the classifier. Defaults to `0.5`.
+        l2: L2 penalty on the classifier's kernel. Defaults to `0.0`.
+        ngram_vocabulary_size: number of n-gram ids of the second input; `0`
+            leaves it out. Defaults to `0`.
+        ngram_sequence_length: n-gram ids per text of the second input.
+            Defaults to `0`.
+
+    Returns:
+        An uncompiled `keras.Model` with inputs named `"tokens"` (and `"ngrams"`)
+        whose float32 output holds the class probabilities.
+
+    Example:
+
+    ```python
+    model = build_textcnn(vocabulary_size=20000, sequence_length=64, num_classes=2)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    ```
+    """
+    if sequence_length < max(kernel_sizes):
+        raise ValueError(
+            "Expected sequence_length >= the largest kernel size. "
+            f"Received: sequence_length={sequence_length}, kernel_sizes={tuple(kernel_sizes)}"
+        )
+    layers = keras.layers
+    tokens = keras.Input(shape=(sequence_length,), dtype="int32", name="tokens")
+    embedded = layers.Embedding(vocabulary_size, embedding_dim, name="embedding")(tokens)
+    pooled = []
+    for kernel_size in kernel_sizes:
+        convolved = layers.Conv1D(
+            filters, kernel_size, activation="relu", name=f"conv_{kernel_size}"
+        )(embedded)
+        pooled.append(layers.GlobalMaxPooling1D(name=f"max_pool_{kernel_size}")(convolved))
+    features = pooled[0] if len(pooled) == 1 else layers.Concatenate(name="pooled")(pooled)
+    features = layers.Dropout(dropout, name="dropout")(features)
+    inputs = [tokens]
+    if ngram_vocabulary_size:
+        ngrams = keras.Input(shape=(ngram_sequence_length,), dtype="int32", name="ngrams")
+        ngram_vectors = layers.Embedding(
+            ngram_vocabulary_size, embedding_dim, mask_zero=True, name="ngram_embedding"
+        )(ngrams)
+        bag = layers.GlobalAveragePooling1D(name="ngram_average")(ngram_vectors)
+        features = layers.Concatenate(name="features")([features, bag])
+        inputs.append(ngrams)
+    logits = layers.Dense(
+        num_classes,
+        kernel_regularizer=keras.regularizers.L2(l2) if l2 else None,
+        name="logits",
+    )(features)
+    # Softmax in float32 under a mixed policy: float16 probabilities underflow.
+    outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
+    return keras.Model(inputs, outputs, name="textcnn")

@@ -1,0 +1,1 @@
+"""Runnable recipes: `python -m kerastrain.recipes.textcnn` and `.mlp`."""

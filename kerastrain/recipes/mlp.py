@@ -1,0 +1,137 @@
+"""Title: Classification with a multilayer perceptron
+Description: train, evaluate and save an MLP on numeric feature columns or on text.
+
+Usage:
+
+    python -m kerastrain.recipes.mlp                       # scikit-learn's digits
+    python -m kerastrain.recipes.mlp --data fashion-mnist.csv --hidden-units 512,256
+    python -m kerastrain.recipes.mlp --data sms --text-features tfidf
+
+A CSV with a `--text-column` is read as text and turned into TF-IDF (or count,
+or binary) features; otherwise every column but `--label-column` is a numeric
+feature, standardized with statistics of the training split. Supported setups
+are those of the TextCNN recipe.
+"""
+
+import sys
+
+from kerastrain import cli
+from kerastrain.config import MLPConfig
+
+
+def main(config):
+    """Trains, evaluates and saves an MLP as `config` says.
+
+    Args:
+        config: a validated `MLPConfig`.
+
+    Returns:
+        The test metrics written to `OUTPUT_DIR/metrics.json`.
+    """
+    # Setup. Only the pieces that check the run folder and the data come first:
+    # TensorFlow takes seconds to import, and `--help` or bad input should not
+    # wait for it.
+    from sklearn import preprocessing
+
+    from kerastrain import data, run_folder
+    from kerastrain.data import splits
+    from kerastrain.text_vectorization import TextVectorizer
+
+    run = run_folder.RunFolder(config.output_dir)
+    run.check_config(config)
+    if run.finished:
+        print(f"kerastrain: {run.path} already holds this finished run; see its metrics.json")
+        return run.read_json(run_folder.METRICS)
+
+    # Load data: a stratified, seeded train/validation/test split.
+    examples = data.load_examples(
+        config.data, config.text_column, config.label_column, allow_numeric=True
+    )
+    split = splits.stratified_split(
+        examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
+    )
+    class_names, train_labels, validation_labels, test_labels = splits.encode_labels(split)
+
+    # Prepare: bag-of-words features for text, standardized columns for numbers,
+    # both fitted on the training split only.
+    if examples.is_text:
+        preprocessor = TextVectorizer(
+            config.text_features, max_tokens=config.max_features, ngram_range=(1, config.ngram_max)
+        )
+    else:
+        preprocessor = preprocessing.StandardScaler()
+    preprocessor.fit(split.train.inputs)
+
+    # TensorFlow starts here. The strategy comes first: it may split the CPU into
+    # logical devices, which must happen before anything touches a device.
+    from kerastrain import optimizers, precision, strategies, tf_data, training
+    from kerastrain.models import build_mlp
+
+    strategy = strategies.build_strategy(config.strategy, config.cpu_devices)
+    policy = precision.apply_precision(config.precision)
+    training.seed_everything(config.seed)
+    run.create(config, training.describe_environment(strategy, policy))
+    train_features = preprocessor.transform(split.train.inputs).astype("float32")
+    print(
+        f"kerastrain: {len(split.train)} train, {len(split.validation)} validation, "
+        f"{len(split.test)} test examples of {examples.source}; {train_features.shape[1]} "
+        f"features; {len(class_names)} classes; {policy} on "
+        f"{strategy.num_replicas_in_sync} replica(s)"
+    )
+    train_dataset = tf_data.make_dataset(
+        train_features, train_labels, config.batch_size, shuffle=True, seed=config.seed
+    )
+    validation_dataset = tf_data.make_dataset(
+        preprocessor.transform(split.validation.inputs).astype("float32"), validation_labels, config.batch_size
+    )
+    test_dataset = tf_data.make_dataset(
+        preprocessor.transform(split.test.inputs).astype("float32"), test_labels, config.batch_size
+    )
+
+    # Build the model inside the strategy's scope, so its variables are distributed.
+    with strategy.scope():
+        model = build_mlp(
+            input_dim=train_features.shape[1],
+            num_classes=len(class_names),
+            hidden_units=config.hidden_units,
+            activation=config.activation,
+            initializer=config.initializer,
+            batch_normalization=config.batch_normalization,
+            dropout=config.dropout,
+            l1=config.l1,
+            l2=config.l2,
+        )
+        optimizer = optimizers.build_optimizer(
+            config.optimizer,
+            config.learning_rate,
+            momentum=config.momentum,
+            schedule=config.schedule,
+            decay_steps=config.decay_steps,
+            decay_rate=config.decay_rate,
+            clipnorm=config.clipnorm,
+        )
+        training.compile_classifier(model, optimizer, config.steps_per_execution)
+
+    # Train, with checkpoints, early stopping and resume.
+    fit_summary = training.fit(model, run, train_dataset, validation_dataset, config, len(split.train))
+
+    # Evaluate the best weights on the test split and save everything.
+    metrics = training.evaluate_and_save(
+        model, run, preprocessor, class_names, test_dataset, test_labels, fit_summary
+    )
+    print(
+        f"kerastrain: test accuracy {metrics['test']['accuracy']:.4f}, "
+        f"{metrics['examples_per_second']:.0f} examples/s; outputs in {run.path}"
+    )
+    return metrics
+
+
+def parse_and_run(argv=None):
+    config, _ = cli.parse_config(
+        MLPConfig, argv, prog="python -m kerastrain.recipes.mlp", description=__doc__.split("\n")[1]
+    )
+    main(config)
+
+
+if __name__ == "__main__":
+    cli.run_entry_point(parse_and_run, sys.argv[1:])

@@ -1,0 +1,141 @@
+"""Title: Text classification with a TextCNN
+Description: train, evaluate and save a TextCNN (Kim 2014) on a CSV of texts.
+
+Usage:
+
+    python -m kerastrain.recipes.textcnn                  # bundled SMS spam data
+    python -m kerastrain.recipes.textcnn --data reviews.csv.gz --epochs 5
+    python -m kerastrain.recipes.textcnn --config recipes/sms_textcnn.toml
+
+Supported setups: one CPU or GPU (`--strategy default`), one pinned device
+(`one_device`), and synchronous data parallelism over local GPUs or logical CPUs
+(`mirrored --cpu-devices 2`). Rerunning a command resumes its interrupted run.
+"""
+
+import sys
+
+from kerastrain import cli
+from kerastrain.config import TextCNNConfig
+
+
+def main(config):
+    """Trains, evaluates and saves a TextCNN as `config` says.
+
+    Args:
+        config: a validated `TextCNNConfig`.
+
+    Returns:
+        The test metrics written to `OUTPUT_DIR/metrics.json`.
+    """
+    # Setup. Only the pieces that check the run folder and the data come first:
+    # TensorFlow takes seconds to import, and `--help` or bad input should not
+    # wait for it.
+    from kerastrain import data, run_folder
+    from kerastrain.data import splits
+    from kerastrain.text_vectorization import TextFeatures, TextVectorizer
+
+    run = run_folder.RunFolder(config.output_dir)
+    run.check_config(config)
+    if run.finished:
+        print(f"kerastrain: {run.path} already holds this finished run; see its metrics.json")
+        return run.read_json(run_folder.METRICS)
+
+    # Load data: a stratified, seeded train/validation/test split.
+    examples = data.load_examples(config.data, config.text_column, config.label_column)
+    split = splits.stratified_split(
+        examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
+    )
+    class_names, train_labels, validation_labels, test_labels = splits.encode_labels(split)
+
+    # Prepare: token ids for the convolutions and, optionally, n-gram ids for the
+    # linear branch, both fitted on the training texts only.
+    vectorizers = {
+        "tokens": TextVectorizer(
+            "sequences",
+            max_tokens=config.max_tokens,
+            sequence_length=config.sequence_length,
+            min_sequence_length=max(config.kernel_sizes),
+            lowercase=config.lowercase,
+        )
+    }
+    if config.ngram_features:
+        vectorizers["ngrams"] = TextVectorizer(
+            "sequences",
+            max_tokens=config.ngram_features,
+            ngram_range=(1, config.ngram_max),
+            lowercase=config.lowercase,
+        )
+    features = TextFeatures(vectorizers).fit(split.train.inputs)
+
+    # TensorFlow starts here. The strategy comes first: it may split the CPU into
+    # logical devices, which must happen before anything touches a device.
+    from kerastrain import optimizers, precision, strategies, tf_data, training
+    from kerastrain.models import build_textcnn
+
+    strategy = strategies.build_strategy(config.strategy, config.cpu_devices)
+    policy = precision.apply_precision(config.precision)
+    training.seed_everything(config.seed)
+    run.create(config, training.describe_environment(strategy, policy))
+    print(
+        f"kerastrain: {len(split.train)} train, {len(split.validation)} validation, "
+        f"{len(split.test)} test examples of {examples.source}; {len(class_names)} classes; "
+        f"{policy} on {strategy.num_replicas_in_sync} replica(s)"
+    )
+    train_dataset = tf_data.make_dataset(
+        features.transform(split.train.inputs), train_labels, config.batch_size, shuffle=True, seed=config.seed
+    )
+    validation_dataset = tf_data.make_dataset(
+        features.transform(split.validation.inputs), validation_labels, config.batch_size
+    )
+    test_dataset = tf_data.make_dataset(features.transform(split.test.inputs), test_labels, config.batch_size)
+
+    # Build the model inside the strategy's scope, so its variables are distributed.
+    tokens = vectorizers["tokens"]
+    ngrams = vectorizers.get("ngrams")
+    with strategy.scope():
+        model = build_textcnn(
+            vocabulary_size=tokens.vocabulary_size,
+            sequence_length=tokens.sequence_length_,
+            num_classes=len(class_names),
+            embedding_dim=config.embedding_dim,
+            filters=config.filters,
+            kernel_sizes=config.kernel_sizes,
+            dropout=config.dropout,
+            l2=config.l2,
+            ngram_vocabulary_size=ngrams.vocabulary_size if ngrams else 0,
+            ngram_sequence_length=ngrams.sequence_length_ if ngrams else 0,
+        )
+        optimizer = optimizers.build_optimizer(
+            config.optimizer,
+            config.learning_rate,
+            momentum=config.momentum,
+            schedule=config.schedule,
+            decay_steps=config.decay_steps,
+            decay_rate=config.decay_rate,
+            clipnorm=config.clipnorm,
+        )
+        training.compile_classifier(model, optimizer, config.steps_per_execution)
+
+    # Train, with checkpoints, early stopping and resume.
+    fit_summary = training.fit(model, run, train_dataset, validation_dataset, config, len(split.train))
+
+    # Evaluate the best weights on the test split and save everything.
+    metrics = training.evaluate_and_save(
+        model, run, features, class_names, test_dataset, test_labels, fit_summary
+    )
+    print(
+        f"kerastrain: test accuracy {metrics['test']['accuracy']:.4f}, "
+        f"{metrics['examples_per_second']:.0f} examples/s; outputs in {run.path}"
+    )
+    return metrics
+
+
+def parse_and_run(argv=None):
+    config, _ = cli.parse_config(
+        TextCNNConfig, argv, prog="python -m kerastrain.recipes.textcnn", description=__doc__.split("\n")[1]
+    )
+    main(config)
+
+
+if __name__ == "__main__":
+    cli.run_entry_point(parse_and_run, sys.argv[1:])

@@ -1,0 +1,110 @@
+"""The folder of one run: its config, checkpoints, model, logs and reports.
+
+A run folder is created only once the data has loaded, so a run that failed on
+bad input leaves nothing behind. Rerunning the same command in the same folder
+resumes an interrupted run; a different config there is refused rather than
+mixed in; nothing in a folder is deleted.
+"""
+
+import json
+import os
+
+import pandas as pd
+
+from kerastrain.errors import UsageError
+
+CONFIG = "config.json"
+METRICS = "metrics.json"
+HISTORY = "history.csv"
+BEST_WEIGHTS = "checkpoints/best.weights.h5"
+BACKUP = "backup"
+MODEL = "model.keras"
+PREPROCESSOR = "preprocessor.joblib"
+CLASSES = "classes.json"
+
+
+class RunFolder:
+    """Paths and atomic writes in one run folder.
+
+    Args:
+        path: the folder.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+
+    def file(self, name):
+        return os.path.join(self.path, name)
+
+    def exists(self, name):
+        return os.path.exists(self.file(name))
+
+    @property
+    def finished(self):
+        return self.exists(METRICS)
+
+    def check_config(self, config):
+        """Checks that `config` may train in this folder, writing nothing.
+
+        Raises:
+            UsageError: if the folder holds a run with a different config, or is
+                a file or a non-empty folder of something else.
+        """
+        if os.path.isfile(self.path):
+            raise UsageError(f"--output-dir {self.path} is a file. Pass a folder path.")
+        if not self.exists(CONFIG):
+            if os.path.isdir(self.path) and os.listdir(self.path):
+                raise UsageError(
+                    f"--output-dir {self.path} is a non-empty folder without a kerastrain run. "
+                    "Pass a new or empty folder."
+                )
+            return
+        try:
+            with open(self.file(CONFIG)) as file:
+                stored = json.load(file)
+        except (OSError, json.JSONDecodeError):
+            raise UsageError(
+                f"--output-dir {self.path} has an unreadable {CONFIG}. Pass another folder."
+            ) from None
+        wanted = config.compared_items()
+        stored = {name: value for name, value in stored.get("config", stored).items() if name in wanted}
+        differences = [name for name in sorted(wanted) if stored.get(name) != wanted[name]]
+        if differences:
+            name = differences[0]
+            raise UsageError(
+                f"--output-dir {self.path} holds a run with a different config "
+                f"({name}: {stored.get(name)!r} there, {wanted[name]!r} now"
+                f"{f', and {len(differences) - 1} more' if len(differences) > 1 else ''}). "
+                "Pass a new --output-dir, or the same settings to resume that run."
+            )
+
+    def create(self, config, environment=None):
+        """Creates the folder and writes the resolved config into it."""
+        os.makedirs(os.path.dirname(self.file(BEST_WEIGHTS)), exist_ok=True)
+        if not self.exists(CONFIG):
+            self.write_json(CONFIG, {"config": config.to_dict(), "environment": environment or {}})
+
+    def write_text(self, name, text):
+        temporary = self.file(name + ".tmp")
+        with open(temporary, "w") as file:
+            file.write(text)
+        os.replace(temporary, self.file(name))
+
+    def write_json(self, name, value):
+        self.write_text(name, json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+    def read_json(self, name):
+        with open(self.file(name)) as file:
+            return json.load(file)
+
+    def save_figure(self, name, figure):
+        temporary = self.file(name + ".tmp.png")
+        figure.savefig(temporary, dpi=110)
+        os.replace(temporary, self.file(name))
+
+    def read_history(self):
+        """The epochs logged so far, one row each (a resumed epoch's last log wins)."""
+        if not self.exists(HISTORY):
+            return pd.DataFrame({"epoch": []})
+        history = pd.read_csv(self.file(HISTORY))
+        return history.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
