@@ -42,7 +42,7 @@ class BestWeightsCheckpoint(keras.callbacks.Callback):
     interrupted save never leaves a half-written checkpoint behind.
 
     Args:
-        path: the checkpoint file, ending in `.weights.h5`.
+        path: the checkpoint file, ending in `.h5`.
         monitor: the logged value to minimize. Defaults to `"val_loss"`.
         best: the value to beat, such as the best of an interrupted run that is
             resuming. Defaults to `math.inf`.
@@ -62,7 +62,7 @@ class BestWeightsCheckpoint(keras.callbacks.Callback):
         if value is None or not value < self.best:
             return
         self.best = value
-        temporary = self.path.removesuffix(".weights.h5") + ".tmp.weights.h5"
+        temporary = self.path.removesuffix(".h5") + ".tmp.h5"
         self.model.save_weights(temporary)
         os.replace(temporary, self.path)
 
@@ -91,7 +91,7 @@ def standard_callbacks(run, examples_per_epoch, early_stopping_patience=3, tenso
     """The callbacks every recipe trains with.
 
     In order: per-epoch throughput, the best-weights checkpoint
-    (`checkpoints/best.weights.h5`), the CSV log (`history.csv`, appended to on
+    (`checkpoints/best.h5`), the CSV log (`history.csv`, appended to on
     resume), the history plot (`history.png`), early stopping on the validation
     loss that restores the best weights, `BackupAndRestore` (`backup/`, so that
     rerunning an interrupted command resumes at its last finished epoch), and

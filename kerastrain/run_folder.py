@@ -16,7 +16,9 @@ from kerastrain.errors import UsageError
 CONFIG = "config.json"
 METRICS = "metrics.json"
 HISTORY = "history.csv"
-BEST_WEIGHTS = "checkpoints/best.weights.h5"
+# The classic HDF5 weights format: tf-keras' newer `.weights.h5` also stores
+# metric variables and cannot load them back under MirroredStrategy.
+BEST_WEIGHTS = "checkpoints/best.h5"
 BACKUP = "backup"
 MODEL = "model.keras"
 PREPROCESSOR = "preprocessor.joblib"

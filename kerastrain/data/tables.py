@@ -62,12 +62,12 @@ def text_examples(frame, text_column, label_column, source):
     labels = frame[label_column]
     usable = texts.notna() & labels.notna()
     usable &= texts.astype(str).str.strip().ne("")
-    report_dropped(len(frame) - int(usable.sum()), "empty or missing text or label", source)
     if not usable.any():
         raise UsageError(
             f"{source} has no row with both a text in {text_column!r} and a label in "
             f"{label_column!r}. Check the columns with --text-column and --label-column."
         )
+    report_dropped(len(frame) - int(usable.sum()), "empty or missing text or label", source)
     # pandas 3 returns string arrays that TensorFlow cannot convert: plain objects.
     return Examples(
         inputs=texts[usable].astype(str).tolist(),
@@ -98,9 +98,9 @@ def numeric_examples(frame, label_column, source):
         )
     labels = frame[label_column]
     usable = features.notna().all(axis=1) & labels.notna()
-    report_dropped(len(frame) - int(usable.sum()), "missing values", source)
     if not usable.any():
         raise UsageError(f"{source} has no row without missing values. Fill or drop them.")
+    report_dropped(len(frame) - int(usable.sum()), "missing values", source)
     return Examples(
         inputs=features[usable].to_numpy(dtype=np.float32),
         labels=label_strings(labels[usable]),

@@ -1,0 +1,84 @@
+"""Shared fixtures: small real datasets and a runner for the package's commands."""
+
+import gzip
+import os
+import pathlib
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def run_module(module, *arguments, timeout=300, cwd=None):
+    """Runs `python -m module arguments...` as a user would; returns the CompletedProcess."""
+    environment = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or REPO,
+        env=environment,
+    )
+
+
+def error_lines(result):
+    """The lines of stderr that kerastrain itself wrote (not TensorFlow's start-up notes)."""
+    return [
+        line
+        for line in result.stderr.splitlines()
+        if line.strip() and not line.startswith(("WARNING: All log messages", "I0000", "E0000", "W0000"))
+    ]
+
+
+@pytest.fixture(scope="session")
+def sms_frame():
+    from kerastrain.data import bundled
+
+    examples = bundled.load_sms_spam()
+    return pd.DataFrame({"text": examples.inputs, "label": examples.labels})
+
+
+@pytest.fixture(scope="session")
+def sms_sample_csv(tmp_path_factory, sms_frame):
+    """800 SMS (stratified) as a plain CSV with the default column names."""
+    from sklearn import model_selection
+
+    sample, _ = model_selection.train_test_split(
+        sms_frame, train_size=800, stratify=sms_frame["label"], random_state=0
+    )
+    path = tmp_path_factory.mktemp("data") / "sms_sample.csv"
+    sample.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_csv(tmp_path_factory):
+    """scikit-learn's digits in the MNIST CSV layout: label,pixel1,...,pixel64."""
+    from sklearn import datasets
+
+    digits = datasets.load_digits()
+    frame = pd.DataFrame(digits.data, columns=[f"pixel{index + 1}" for index in range(64)])
+    frame.insert(0, "label", digits.target)
+    path = tmp_path_factory.mktemp("data") / "digits.csv.gz"
+    with gzip.open(path, "wt") as file:
+        frame.to_csv(file, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def finished_textcnn_run(tmp_path_factory, sms_sample_csv):
+    """A small TextCNN run trained through the command line, and the arguments that made it."""
+    run_dir = tmp_path_factory.mktemp("runs") / "textcnn"
+    arguments = [
+        "--data", sms_sample_csv, "--epochs", "3", "--embedding-dim", "16", "--filters", "8",
+        "--ngram-features", "2000", "--learning-rate", "0.01", "--batch-size", "32", "--verbose", "0",
+        "--output-dir", run_dir,
+    ]  # fmt: skip
+    result = run_module("kerastrain.recipes.textcnn", *arguments)
+    assert result.returncode == 0, result.stderr
+    return run_dir, arguments

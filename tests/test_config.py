@@ -1,0 +1,410 @@
+"""Config dataclasses, TOML presets and flag parsing, in-process."""
+
+import dataclasses
+import json
+import pathlib
+import tomllib
+
+import pytest
+
+from kerastrain import cli
+from kerastrain.config import MLPConfig, TextCNNConfig, load_preset, resolve
+from kerastrain.errors import UsageError
+
+PRESETS = sorted((pathlib.Path(__file__).resolve().parents[1] / "recipes").glob("*.toml"))
+CONFIG_CLASSES = {"textcnn": TextCNNConfig, "mlp": MLPConfig}
+
+
+def parse(argv, config_class=TextCNNConfig):
+    config, _ = cli.parse_config(config_class, [str(part) for part in argv], "test", "test recipe")
+    return config
+
+
+def write_preset(tmp_path, text, name="preset.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def assert_usage_error_names(excinfo, *fragments):
+    message = str(excinfo.value)
+    assert "\n" not in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+# Defaults.
+
+
+@pytest.mark.parametrize("config_class", [TextCNNConfig, MLPConfig])
+def test_defaults_validate(config_class):
+    config = config_class()
+    config.validate()
+    assert resolve(config_class) == config
+
+
+@pytest.mark.parametrize("config_class", [TextCNNConfig, MLPConfig])
+def test_no_flags_give_the_defaults(config_class):
+    assert parse([], config_class) == config_class()
+
+
+def test_recipe_specific_defaults():
+    assert TextCNNConfig().data == "sms"
+    assert TextCNNConfig().kernel_sizes == (3, 4, 5)
+    assert MLPConfig().data == "digits"
+    assert MLPConfig().hidden_units == (256, 128)
+    assert TextCNNConfig().output_dir != MLPConfig().output_dir
+
+
+def test_tuple_defaults_are_not_shared_between_instances():
+    first, second = TextCNNConfig(), TextCNNConfig()
+    assert first.kernel_sizes == second.kernel_sizes
+    assert isinstance(first.kernel_sizes, tuple)
+
+
+# Bad values from flags.
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--epochs", "-1"], "--epochs"),
+        (["--epochs", "0"], "--epochs"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--learning-rate", "0"], "--learning-rate"),
+        (["--dropout", "0.99"], "--dropout"),
+        (["--momentum", "1.5"], "--momentum"),
+        (["--max-examples", "-5"], "--max-examples"),
+        (["--validation-fraction", "0.6"], "--validation-fraction"),
+        (["--validation-fraction", "0.5", "--test-fraction", "0.4"], "--validation-fraction"),
+        (["--validation-fraction", "0.45", "--test-fraction", "0.45"], "--test-fraction"),
+        (["--cpu-devices", "2"], "--cpu-devices"),
+        (["--cpu-devices", "2", "--strategy", "one_device"], "--cpu-devices"),
+        (["--kernel-sizes", "3,x"], "--kernel-sizes"),
+        (["--kernel-sizes", "3,-4"], "--kernel-sizes"),
+        (["--kernel-sizes", "3,0"], "--kernel-sizes"),
+        (["--kernel-sizes", ","], "--kernel-sizes"),
+        (["--optimizer", "adamw"], "--optimizer"),
+        (["--schedule", "linear"], "--schedule"),
+        (["--precision", "float16"], "--precision"),
+        (["--strategy", "parameter_server"], "--strategy"),
+        (["--verbose", "3"], "--verbose"),
+        (["--epochs", "two"], "--epochs"),
+        (["--learning-rate", "fast"], "--learning-rate"),
+        (["--ngram-max", "6"], "--ngram-max"),
+        (["--max-tokens", "1"], "--max-tokens"),
+        (["--no-such-flag", "1"], "--no-such-flag"),
+    ],
+)
+def test_bad_textcnn_flags_raise_usage_error_naming_the_flag(argv, flag):
+    with pytest.raises(UsageError) as excinfo:
+        parse(argv)
+    assert_usage_error_names(excinfo, flag)
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--hidden-units", "0,128"], "--hidden-units"),
+        (["--hidden-units", "128,a"], "--hidden-units"),
+        (["--activation", "softmax"], "--activation"),
+        (["--initializer", "zeros"], "--initializer"),
+        (["--text-features", "embeddings"], "--text-features"),
+        (["--l1", "-0.1"], "--l1"),
+        (["--batch-size", "0"], "--batch-size"),
+    ],
+)
+def test_bad_mlp_flags_raise_usage_error_naming_the_flag(argv, flag):
+    with pytest.raises(UsageError) as excinfo:
+        parse(argv, MLPConfig)
+    assert_usage_error_names(excinfo, flag)
+
+
+def test_range_error_says_what_was_expected_and_received():
+    with pytest.raises(UsageError) as excinfo:
+        parse(["--epochs", "-1"])
+    assert_usage_error_names(excinfo, "Expected --epochs >= 1", "epochs=-1")
+
+
+def test_fraction_sum_error_names_both_values():
+    with pytest.raises(UsageError) as excinfo:
+        parse(["--validation-fraction", "0.5", "--test-fraction", "0.4"])
+    assert_usage_error_names(excinfo, "0.9", "0.5", "0.4")
+
+
+def test_cpu_devices_error_names_the_strategy():
+    with pytest.raises(UsageError) as excinfo:
+        parse(["--cpu-devices", "4"])
+    assert_usage_error_names(excinfo, "--strategy mirrored", "strategy=default")
+
+
+def test_cpu_devices_with_mirrored_is_accepted():
+    config = parse(["--strategy", "mirrored", "--cpu-devices", "2"])
+    assert (config.strategy, config.cpu_devices) == ("mirrored", 2)
+
+
+def test_one_cpu_device_is_accepted_without_mirrored():
+    assert parse(["--cpu-devices", "1"]).cpu_devices == 1
+
+
+def test_fractions_just_below_the_limit_are_accepted():
+    config = parse(["--validation-fraction", "0.4", "--test-fraction", "0.45"])
+    assert config.validation_fraction + config.test_fraction < 0.9
+
+
+# Flags that parse.
+
+
+def test_flags_parse_into_typed_values():
+    config = parse(
+        [
+            "--epochs", "3", "--learning-rate", "0.01", "--kernel-sizes", "2,3",
+            "--no-lowercase", "--tensorboard", "--optimizer", "nesterov", "--verbose", "0",
+        ]
+    )  # fmt: skip
+    assert config.epochs == 3
+    assert config.learning_rate == pytest.approx(0.01)
+    assert config.kernel_sizes == (2, 3)
+    assert config.lowercase is False
+    assert config.tensorboard is True
+    assert config.optimizer == "nesterov"
+    assert config.verbose == 0
+
+
+def test_kernel_sizes_tolerate_spaces_and_a_trailing_comma():
+    assert parse(["--kernel-sizes", "3, 4,5,"]).kernel_sizes == (3, 4, 5)
+
+
+def test_negative_numbers_are_values_not_flags():
+    with pytest.raises(UsageError) as excinfo:
+        parse(["--seed", "-3"])
+    assert_usage_error_names(excinfo, "--seed", "seed=-3")
+
+
+def test_parse_config_reports_debug():
+    assert cli.parse_config(TextCNNConfig, ["--debug"], "test", "")[1] is True
+    assert cli.parse_config(TextCNNConfig, [], "test", "")[1] is False
+
+
+@pytest.mark.parametrize("config_class", [TextCNNConfig, MLPConfig])
+def test_parser_has_one_flag_per_field(config_class):
+    parser = cli.build_parser(config_class, "test", "")
+    options = {option for action in parser._actions for option in action.option_strings}
+    for item in dataclasses.fields(config_class):
+        assert "--" + item.name.replace("_", "-") in options
+    assert "--config" in options and "--debug" in options
+
+
+def test_help_shows_defaults():
+    help_text = cli.build_parser(TextCNNConfig, "textcnn", "A TextCNN.").format_help()
+    assert "--kernel-sizes" in help_text
+    assert "(default: 3,4,5)" in help_text
+    assert "(default: 10)" in help_text
+
+
+def test_parser_error_is_a_usage_error_not_a_system_exit():
+    parser = cli.build_parser(TextCNNConfig, "textcnn", "")
+    with pytest.raises(UsageError) as excinfo:
+        parser.parse_args(["--epochs"])
+    assert_usage_error_names(excinfo, "--epochs", "textcnn --help")
+
+
+# Bad values from presets.
+
+
+def test_unknown_optimizer_in_a_preset(tmp_path):
+    preset = write_preset(tmp_path, 'optimizer = "adamw"\n')
+    with pytest.raises(UsageError) as excinfo:
+        resolve(TextCNNConfig, preset)
+    assert_usage_error_names(excinfo, "--optimizer", "adamw", "adam")
+
+
+@pytest.mark.parametrize(
+    "text, flag",
+    [
+        ("epochs = -1\n", "--epochs"),
+        ("epochs = 2.5\n", "--epochs"),
+        ('epochs = "2"\n', "--epochs"),
+        ("epochs = true\n", "--epochs"),
+        ("batch_size = 0\n", "--batch-size"),
+        ('lowercase = "yes"\n', "--lowercase"),
+        ("kernel_sizes = [3, 4.5]\n", "--kernel-sizes"),
+        ("kernel_sizes = []\n", "--kernel-sizes"),
+        ('kernel_sizes = "3,4,5"\n', "--kernel-sizes"),
+        ("validation_fraction = 0.5\ntest_fraction = 0.45\n", "--validation-fraction"),
+        ("cpu_devices = 3\n", "--cpu-devices"),
+    ],
+    ids=lambda value: value.split("\n")[0].replace(" ", "") if "=" in value else None,
+)
+def test_bad_preset_values_raise_usage_error_naming_the_flag(tmp_path, text, flag):
+    preset = write_preset(tmp_path, text)
+    with pytest.raises(UsageError) as excinfo:
+        resolve(TextCNNConfig, preset)
+    assert_usage_error_names(excinfo, flag)
+
+
+@pytest.mark.parametrize(
+    "text, flag",
+    [
+        # The cross-field checks of validate() run before the type checks, and the
+        # comma-list check iterates before it checks the type: these give a
+        # TypeError traceback instead of a one-line UsageError.
+        ('validation_fraction = "0.1"\n', "--validation-fraction"),
+        ('test_fraction = "0.2"\n', "--test-fraction"),
+        ('cpu_devices = "2"\n', "--cpu-devices"),
+        ("kernel_sizes = 3\n", "--kernel-sizes"),
+    ],
+    ids=lambda value: value.split("\n")[0].replace(" ", "") if "=" in value else None,
+)
+def test_wrongly_typed_preset_values_raise_usage_error_not_type_error(tmp_path, text, flag):
+    preset = write_preset(tmp_path, text)
+    with pytest.raises(UsageError) as excinfo:
+        resolve(TextCNNConfig, preset)
+    assert_usage_error_names(excinfo, flag)
+
+
+def test_float_field_accepts_an_integer_in_a_preset(tmp_path):
+    preset = write_preset(tmp_path, "learning_rate = 1\nl2 = 0\n")
+    config = resolve(TextCNNConfig, preset)
+    assert config.learning_rate == 1
+    assert config.l2 == 0
+
+
+# Preset loading and layering.
+
+
+def test_preset_overrides_defaults(tmp_path):
+    preset = write_preset(tmp_path, 'recipe = "textcnn"\nepochs = 5\nbatch_size = 16\nkernel_sizes = [2, 3]\n')
+    config = resolve(TextCNNConfig, preset)
+    assert config.epochs == 5
+    assert config.batch_size == 16
+    assert config.kernel_sizes == (2, 3)
+    assert config.learning_rate == TextCNNConfig().learning_rate
+
+
+def test_flags_override_preset(tmp_path):
+    preset = write_preset(tmp_path, "epochs = 5\nbatch_size = 16\noptimizer = \"sgd\"\n")
+    config = parse(["--config", preset, "--epochs", "2", "--optimizer", "rmsprop"])
+    assert config.epochs == 2
+    assert config.optimizer == "rmsprop"
+    assert config.batch_size == 16
+    assert config.seed == TextCNNConfig().seed
+
+
+def test_flag_equal_to_the_default_still_overrides_preset(tmp_path):
+    preset = write_preset(tmp_path, "epochs = 5\n")
+    assert parse(["--config", preset, "--epochs", "10"]).epochs == 10
+
+
+def test_preset_values_are_checked_after_flags_override_them(tmp_path):
+    preset = write_preset(tmp_path, "epochs = -1\n")
+    assert parse(["--config", preset, "--epochs", "2"]).epochs == 2
+
+
+def test_load_preset_returns_tuples_for_lists(tmp_path):
+    preset = write_preset(tmp_path, "hidden_units = [64, 32]\nrecipe = \"mlp\"\n")
+    assert load_preset(preset, MLPConfig) == {"hidden_units": (64, 32)}
+
+
+def test_preset_with_unknown_key(tmp_path):
+    preset = write_preset(tmp_path, "epochs = 2\nnum_epochs = 3\n")
+    with pytest.raises(UsageError) as excinfo:
+        resolve(TextCNNConfig, preset)
+    assert_usage_error_names(excinfo, "'num_epochs'", str(preset))
+
+
+def test_preset_with_a_key_of_the_other_recipe(tmp_path):
+    preset = write_preset(tmp_path, "hidden_units = [8]\n")
+    with pytest.raises(UsageError) as excinfo:
+        resolve(TextCNNConfig, preset)
+    assert_usage_error_names(excinfo, "'hidden_units'")
+
+
+def test_preset_for_the_wrong_recipe(tmp_path):
+    preset = write_preset(tmp_path, 'recipe = "mlp"\nepochs = 2\n')
+    with pytest.raises(UsageError) as excinfo:
+        resolve(TextCNNConfig, preset)
+    assert_usage_error_names(excinfo, "mlp", "textcnn", "python -m kerastrain.recipes.mlp")
+
+
+def test_textcnn_preset_refused_by_mlp(tmp_path):
+    preset = write_preset(tmp_path, 'recipe = "textcnn"\n')
+    with pytest.raises(UsageError) as excinfo:
+        parse(["--config", preset], MLPConfig)
+    assert_usage_error_names(excinfo, "kerastrain.recipes.textcnn")
+
+
+def test_invalid_toml(tmp_path):
+    preset = write_preset(tmp_path, "epochs = = 2\n[unclosed\n")
+    with pytest.raises(UsageError) as excinfo:
+        resolve(TextCNNConfig, preset)
+    assert_usage_error_names(excinfo, "not valid TOML", str(preset))
+
+
+def test_missing_preset_file(tmp_path):
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(UsageError) as excinfo:
+        parse(["--config", missing])
+    assert_usage_error_names(excinfo, "--config", str(missing), "no such file")
+
+
+def test_empty_preset_gives_defaults(tmp_path):
+    preset = write_preset(tmp_path, "# nothing\n")
+    assert resolve(MLPConfig, preset) == MLPConfig()
+
+
+# compared_items.
+
+
+def test_compared_items_ignore_output_dir_and_verbose():
+    first = TextCNNConfig(output_dir="runs/a", verbose=0)
+    second = TextCNNConfig(output_dir="elsewhere/b", verbose=2)
+    assert first.compared_items() == second.compared_items()
+    assert "output_dir" not in first.compared_items()
+    assert "verbose" not in first.compared_items()
+
+
+def test_compared_items_see_training_settings():
+    base = TextCNNConfig().compared_items()
+    assert TextCNNConfig(epochs=3).compared_items() != base
+    assert TextCNNConfig(kernel_sizes=(2,)).compared_items() != base
+    assert set(base) == {item.name for item in dataclasses.fields(TextCNNConfig)} - {"output_dir", "verbose"}
+
+
+def test_compared_items_match_their_json_round_trip():
+    items = MLPConfig(hidden_units=(32, 16)).compared_items()
+    assert items["hidden_units"] == [32, 16]
+    assert json.loads(json.dumps(items)) == items
+
+
+def test_to_dict_round_trips():
+    config = MLPConfig(hidden_units=(8,), epochs=2)
+    assert MLPConfig(**config.to_dict()) == config
+
+
+# The presets shipped in recipes/.
+
+
+def test_there_are_presets_for_both_recipes():
+    recipes = {tomllib.loads(path.read_text()).get("recipe") for path in PRESETS}
+    assert {"textcnn", "mlp"} <= recipes
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=[path.name for path in PRESETS])
+def test_every_shipped_preset_resolves_for_its_recipe(preset):
+    values = tomllib.loads(preset.read_text())
+    config_class = CONFIG_CLASSES[values.pop("recipe")]
+    config = resolve(config_class, preset)
+    for name, value in values.items():
+        expected = tuple(value) if isinstance(value, list) else value
+        assert getattr(config, name) == expected, name
+    assert parse(["--config", preset, "--epochs", "1"], config_class).epochs == 1
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=[path.name for path in PRESETS])
+def test_every_shipped_preset_is_refused_by_the_other_recipe(preset):
+    recipe = tomllib.loads(preset.read_text())["recipe"]
+    other = MLPConfig if recipe == "textcnn" else TextCNNConfig
+    with pytest.raises(UsageError) as excinfo:
+        resolve(other, preset)
+    assert_usage_error_names(excinfo, f"kerastrain.recipes.{recipe}")

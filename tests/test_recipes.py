@@ -1,0 +1,143 @@
+"""Both recipes end to end on small real data, as scripts and from Python."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_module
+from kerastrain import config as config_lib
+from kerastrain.predict import Predictor
+
+RUN_FILES = (
+    "config.json", "model.keras", "preprocessor.joblib", "classes.json", "history.csv",
+    "history.png", "classification_report.txt", "confusion_matrix.png", "metrics.json",
+    "checkpoints/best.h5",
+)  # fmt: skip
+
+
+def test_textcnn_run_writes_every_output(finished_textcnn_run):
+    run_dir, _ = finished_textcnn_run
+    for name in RUN_FILES:
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    # 87% of the SMS are ham: a model that learned nothing scores about 0.87.
+    assert metrics["test"]["accuracy"] > 0.9
+    assert metrics["test"]["loss"] > 0
+    assert metrics["train_seconds"] > 0 and metrics["examples_per_second"] > 0
+    history = pd.read_csv(run_dir / "history.csv")
+    assert list(history["epoch"]) == [0, 1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "examples_per_second"} <= set(history)
+    report = (run_dir / "classification_report.txt").read_text()
+    assert "ham" in report and "spam" in report
+    stored = json.loads((run_dir / "config.json").read_text())
+    assert stored["config"]["epochs"] == 3 and stored["environment"]["precision"]
+
+
+def test_saved_run_predicts_like_the_trained_model(finished_textcnn_run, sms_sample_csv):
+    run_dir, _ = finished_textcnn_run
+    frame = pd.read_csv(sms_sample_csv)
+    predictor = Predictor.load(run_dir)
+    texts = frame["text"].tolist()[:50]
+    probabilities = predictor.predict_proba(texts)
+    assert probabilities.shape == (50, 2)
+    assert abs(probabilities.sum(axis=1) - 1).max() < 1e-4
+    assert predictor.predict(texts) == [predictor.class_names[i] for i in probabilities.argmax(axis=1)]
+
+
+def test_mlp_on_bundled_digits_from_python(tmp_path):
+    from kerastrain.recipes import mlp
+
+    config = config_lib.resolve(
+        config_lib.MLPConfig,
+        REPO / "recipes" / "digits_mlp.toml",
+        {"epochs": 4, "verbose": 0, "output_dir": str(tmp_path / "digits")},
+    )
+    metrics = mlp.main(config)
+    assert metrics["test"]["accuracy"] > 0.85  # ten classes: chance is 0.1
+    assert json.loads((tmp_path / "digits" / "classes.json").read_text()) == [str(d) for d in range(10)]
+
+
+def test_mlp_on_a_numeric_csv_scales_features_and_predicts_from_csv(tmp_path, digits_csv):
+    from kerastrain.recipes import mlp
+
+    run_dir = tmp_path / "csv_mlp"
+    config = config_lib.MLPConfig(data=str(digits_csv), epochs=3, verbose=0, output_dir=str(run_dir))
+    config.validate()
+    mlp.main(config)
+    predictor = Predictor.load(run_dir)
+    scaler = predictor.preprocessor
+    assert scaler.mean_.shape == (64,) and scaler.scale_.max() > 1  # fitted on raw pixels
+    result = run_module("kerastrain.predict", run_dir, "--csv", digits_csv, "--output", tmp_path / "out.csv")
+    assert result.returncode == 0, result.stderr
+    predictions = pd.read_csv(tmp_path / "out.csv")
+    assert (predictions["prediction"] == predictions["label"]).mean() > 0.85
+
+
+def test_mlp_on_text_uses_tfidf_features(tmp_path, sms_sample_csv):
+    from kerastrain.recipes import mlp
+
+    config = config_lib.MLPConfig(
+        data=str(sms_sample_csv), epochs=4, verbose=0, max_features=500, batch_size=32, learning_rate=0.005,
+        output_dir=str(tmp_path / "text_mlp"),
+    )
+    config.validate()
+    metrics = mlp.main(config)
+    assert metrics["test"]["accuracy"] > 0.9
+    predictor = Predictor.load(tmp_path / "text_mlp")
+    assert predictor.takes_text and predictor.preprocessor.output == "tfidf"
+    assert predictor.predict(["see you at home tonight"]) in (["ham"], ["spam"])
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path, sms_sample_csv):
+    run_dir = tmp_path / "mirrored"
+    result = run_module(
+        "kerastrain.recipes.textcnn",
+        "--data", sms_sample_csv, "--strategy", "mirrored", "--cpu-devices", "2",
+        "--epochs", "2", "--embedding-dim", "16", "--filters", "8", "--ngram-features", "1000",
+        "--learning-rate", "0.01", "--batch-size", "32",
+        "--verbose", "0", "--output-dir", run_dir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    environment = json.loads((run_dir / "config.json").read_text())["environment"]
+    assert environment["strategy"] == "MirroredStrategy" and environment["replicas"] == 2
+    assert json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] > 0.8
+
+
+def test_killed_run_resumes_from_its_last_epoch(tmp_path, sms_sample_csv):
+    run_dir = tmp_path / "resumed"
+    epochs = 6
+    command = [
+        sys.executable, "-m", "kerastrain.recipes.textcnn", "--data", str(sms_sample_csv),
+        "--epochs", str(epochs), "--early-stopping-patience", "0", "--embedding-dim", "16",
+        "--filters", "8", "--ngram-features", "1000", "--batch-size", "16", "--verbose", "0",
+        "--output-dir", str(run_dir),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history_file = run_dir / "history.csv"
+    deadline = time.monotonic() + 240
+    rows_before_kill = 0
+    while time.monotonic() < deadline and process.poll() is None:
+        if history_file.exists():
+            rows_before_kill = len(pd.read_csv(history_file))
+            if rows_before_kill >= 2:
+                break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run_dir / "metrics.json").exists()
+
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    raw = pd.read_csv(history_file)
+    resumed_from = int(raw["epoch"].iloc[rows_before_kill]) if len(raw) > rows_before_kill else epochs
+    # The backup is taken after the log line, so at most one epoch is done twice.
+    assert resumed_from >= rows_before_kill - 1 >= 1
+    deduplicated = raw.drop_duplicates("epoch")
+    assert list(deduplicated["epoch"]) == list(range(epochs))
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == epochs
