@@ -8,6 +8,7 @@ returning the figure displays it).
 import numpy as np
 import seaborn
 from matplotlib import ticker
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
@@ -23,6 +24,7 @@ def plot_history(history):
         A `matplotlib.figure.Figure`.
     """
     figure = Figure(figsize=(10, 4), layout="constrained")
+    FigureCanvasAgg(figure)
     axes = figure.subplots(1, 2)
     epochs = history["epoch"].to_numpy() + 1
     for axis, metric in zip(axes, ("loss", "accuracy")):
@@ -35,7 +37,8 @@ def plot_history(history):
         axis.set_ylabel(metric)
         axis.set_title(metric)
         axis.grid(alpha=0.3)
-        axis.legend()
+        if axis.lines:
+            axis.legend()
     return figure
 
 
@@ -54,6 +57,9 @@ def plot_confusion_matrix(matrix, class_names, normalize=False):
     matrix = np.asarray(matrix)
     size = max(4.0, 0.6 * len(class_names) + 2.0)
     figure = Figure(figsize=(size + 1.0, size), layout="constrained")
+    # A figure without a canvas is redrawn for each tick label that seaborn
+    # checks for overlap: 6 s instead of 0.5 s for 60 classes.
+    FigureCanvasAgg(figure)
     axis = figure.subplots()
     if normalize:
         totals = matrix.sum(axis=1, keepdims=True)

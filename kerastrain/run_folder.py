@@ -108,5 +108,8 @@ class RunFolder:
         """The epochs logged so far, one row each (a resumed epoch's last log wins)."""
         if not self.exists(HISTORY):
             return pd.DataFrame({"epoch": []})
-        history = pd.read_csv(self.file(HISTORY))
+        try:
+            history = pd.read_csv(self.file(HISTORY))
+        except pd.errors.EmptyDataError:  # Killed before the first line was written.
+            return pd.DataFrame({"epoch": []})
         return history.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)

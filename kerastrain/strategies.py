@@ -76,3 +76,13 @@ def build_strategy(name, cpu_devices=0):
     raise UsageError(
         f"Expected --strategy to be one of {', '.join(STRATEGY_NAMES)}. Received: strategy={name!r}"
     )
+
+
+def supports_jit_compile(strategy):
+    """Whether XLA can compile the training step under `strategy`.
+
+    XLA cannot reach variables of other devices, which MirroredStrategy over
+    logical CPU devices needs; one replica, or replicas on GPUs, work.
+    """
+    devices = strategy.extended.worker_devices
+    return strategy.num_replicas_in_sync == 1 or all("GPU" in device.upper() for device in devices)

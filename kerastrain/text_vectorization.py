@@ -24,6 +24,11 @@ PADDING_ID = 0
 UNKNOWN_ID = 1
 
 
+def check_not_a_single_string(texts):
+    if isinstance(texts, str):
+        raise TypeError("Expected a list of texts. Received a single string; wrap it in a list.")
+
+
 class TextVectorizer(base.TransformerMixin, base.BaseEstimator):
     """Turns texts into token-id sequences or bag-of-words feature rows.
 
@@ -76,6 +81,7 @@ class TextVectorizer(base.TransformerMixin, base.BaseEstimator):
             raise UsageError(
                 f"Expected output to be one of {', '.join(OUTPUTS)}. Received: output={self.output!r}"
             )
+        check_not_a_single_string(texts)
         texts = list(texts)
         if self.output == "sequences":
             self._fit_sequences(texts)
@@ -136,8 +142,7 @@ class TextVectorizer(base.TransformerMixin, base.BaseEstimator):
         """
         if not hasattr(self, "vocabulary_"):
             raise RuntimeError("This TextVectorizer is not fitted yet: call fit(texts) first.")
-        if isinstance(texts, str):
-            raise TypeError("Expected a list of texts. Received a single string; wrap it in a list.")
+        check_not_a_single_string(texts)
         if self.output != "sequences":
             return self.bag_of_words_.transform(texts).toarray()
         analyzer = self._analyzer()
@@ -183,11 +188,13 @@ class TextFeatures(base.TransformerMixin, base.BaseEstimator):
         self.vectorizers = vectorizers
 
     def fit(self, texts, y=None):
+        check_not_a_single_string(texts)
         texts = list(texts)
         for vectorizer in self.vectorizers.values():
             vectorizer.fit(texts)
         return self
 
     def transform(self, texts):
+        check_not_a_single_string(texts)
         texts = list(texts)
         return {name: vectorizer.transform(texts) for name, vectorizer in self.vectorizers.items()}

@@ -15,9 +15,10 @@ def seed_everything(seed):
     keras.utils.set_random_seed(seed)
 
 
-def describe_environment(strategy, policy):
+def describe_environment(strategy, policy, jit_compile):
     """Versions, devices, strategy and precision, for `config.json` and reports."""
     return {
+        "jit_compile": jit_compile,
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
@@ -28,13 +29,14 @@ def describe_environment(strategy, policy):
     }
 
 
-def compile_classifier(model, optimizer, steps_per_execution=1):
+def compile_classifier(model, optimizer, steps_per_execution=1, jit_compile=False):
     """Compiles a softmax classifier on integer labels, with accuracy."""
     model.compile(
         optimizer=optimizer,
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
     )
     return model
 

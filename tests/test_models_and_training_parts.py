@@ -75,7 +75,8 @@ def test_mlp_output_is_float32_under_mixed_bfloat16(mixed_bfloat16_policy):
 def test_textcnn_ngram_branch_adds_an_input_named_ngrams(float32_policy):
     plain = build_textcnn(30, 8, 2, embedding_dim=4, filters=2)
     model = build_textcnn(
-        30, 8, 2, embedding_dim=4, filters=2, ngram_vocabulary_size=50, ngram_sequence_length=12
+        30, 8, 2, embedding_dim=4, filters=2, ngram_vocabulary_size=50, ngram_sequence_length=12,
+        ngram_embedding_dim=4,
     )
     assert model.input_names == ["tokens", "ngrams"]
     assert model.count_params() == plain.count_params() + 50 * 4 + 4 * 2
@@ -87,17 +88,15 @@ def test_textcnn_ngram_branch_adds_an_input_named_ngrams(float32_policy):
     assert model(inputs).shape == (3, 2)
 
 
-def test_textcnn_ngram_branch_ignores_padding(float32_policy):
+def test_textcnn_ngram_branch_averages_only_the_non_padding_ids(float32_policy):
     model = build_textcnn(
-        30, 8, 2, embedding_dim=4, filters=2, dropout=0.0, ngram_vocabulary_size=50, ngram_sequence_length=6
+        30, 8, 2, embedding_dim=4, filters=2, ngram_vocabulary_size=50, ngram_sequence_length=6
     )
-    tokens = np.ones((1, 8), "int32")
-    short = np.asarray([[5, 7, 0, 0, 0, 0]], "int32")
-    padded_differently = np.asarray([[5, 7, 0, 0, 0, 0]], "int32")
-    longer = np.asarray([[5, 7, 9, 0, 0, 0]], "int32")
-    first = model({"tokens": tokens, "ngrams": short}).numpy()
-    np.testing.assert_allclose(first, model({"tokens": tokens, "ngrams": padded_differently}).numpy())
-    assert not np.allclose(first, model({"tokens": tokens, "ngrams": longer}).numpy())
+    average = keras.Model(model.get_layer("ngrams").output, model.get_layer("ngram_average").output)
+    table = model.get_layer("ngram_embedding").embeddings.numpy()
+    ngrams = np.asarray([[5, 7, 0, 0, 0, 0], [5, 7, 9, 9, 0, 0]], "int32")
+    expected = [table[[5, 7]].mean(axis=0), table[[5, 7, 9, 9]].mean(axis=0)]
+    np.testing.assert_allclose(average(ngrams).numpy(), expected, rtol=1e-5)
 
 
 def test_textcnn_sequence_shorter_than_a_kernel_raises():
@@ -462,7 +461,7 @@ def saved_kernel(path):
 
 
 def test_best_weights_checkpoint_saves_only_on_improvement(tmp_path, tiny_model):
-    path = tmp_path / "best.weights.h5"
+    path = tmp_path / "best.h5"
     checkpoint = callbacks.BestWeightsCheckpoint(str(path))
     checkpoint.set_model(tiny_model)
     checkpoint.on_train_begin()
@@ -481,11 +480,11 @@ def test_best_weights_checkpoint_saves_only_on_improvement(tmp_path, tiny_model)
     checkpoint.on_epoch_end(5, {"val_loss": 0.5})
     np.testing.assert_allclose(saved_kernel(path), first + 1.0)
     assert checkpoint.best == 0.5
-    assert sorted(item.name for item in tmp_path.iterdir()) == ["best.weights.h5"]
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["best.h5"]
 
 
 def test_best_weights_checkpoint_starts_from_the_given_best(tmp_path, tiny_model):
-    path = tmp_path / "best.weights.h5"
+    path = tmp_path / "best.h5"
     checkpoint = callbacks.BestWeightsCheckpoint(str(path), best=0.5)
     checkpoint.set_model(tiny_model)
     checkpoint.on_train_begin()
@@ -496,7 +495,7 @@ def test_best_weights_checkpoint_starts_from_the_given_best(tmp_path, tiny_model
 
 
 def test_best_weights_checkpoint_resets_on_train_begin(tmp_path, tiny_model):
-    checkpoint = callbacks.BestWeightsCheckpoint(str(tmp_path / "best.weights.h5"), monitor="loss")
+    checkpoint = callbacks.BestWeightsCheckpoint(str(tmp_path / "best.h5"), monitor="loss")
     checkpoint.set_model(tiny_model)
     checkpoint.on_train_begin()
     checkpoint.on_epoch_end(0, {"loss": 0.2})
@@ -505,7 +504,7 @@ def test_best_weights_checkpoint_resets_on_train_begin(tmp_path, tiny_model):
 
 
 def test_best_weights_checkpoint_in_fit(tmp_path, tiny_model):
-    path = tmp_path / "checkpoints" / "best.weights.h5"
+    path = tmp_path / run_folder.BEST_WEIGHTS
     path.parent.mkdir()
     tiny_model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
@@ -515,7 +514,10 @@ def test_best_weights_checkpoint_in_fit(tmp_path, tiny_model):
         callbacks=[callbacks.BestWeightsCheckpoint(str(path))],
     )  # fmt: skip
     assert path.exists()
-    assert [item.name for item in path.parent.iterdir()] == ["best.weights.h5"]
+    assert [item.name for item in path.parent.iterdir()] == [path.name]
+    restored = build_mlp(3, 2, hidden_units=(4,))
+    restored.load_weights(str(path))
+    assert restored.get_weights()[0].shape == (3, 4)
 
 
 def test_epoch_throughput_adds_to_the_logs(monkeypatch):
@@ -612,10 +614,12 @@ def test_plot_history_returns_a_figure():
 
 
 def test_plot_history_skips_missing_columns():
-    figure = plots.plot_history(pd.DataFrame({"epoch": [0, 1], "loss": [1.0, 0.5]}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # matplotlib: an empty axis has no legend entries.
+        figure = plots.plot_history(pd.DataFrame({"epoch": [0, 1], "loss": [1.0, 0.5]}))
     loss_axis, accuracy_axis = figure.axes
     assert [line.get_label() for line in loss_axis.get_lines()] == ["train"]
-    assert accuracy_axis.get_lines() == []
+    assert len(accuracy_axis.get_lines()) == 0
 
 
 def tick_texts(labels):
@@ -641,12 +645,10 @@ def test_plot_confusion_matrix_normalized():
 
 
 def test_plot_confusion_matrix_with_many_classes_has_no_annotations():
-    names = [f"class{index}" for index in range(30)]
-    figure = plots.plot_confusion_matrix(np.eye(30, dtype=int), names)
-    assert figure.axes[0].texts == []
-    assert tick_texts(figure.axes[0].get_xticklabels())[:2] == ["class0", "class1"] or len(
-        figure.axes[0].get_xticklabels()
-    ) > 0
+    names = [f"class{index}" for index in range(26)]
+    figure = plots.plot_confusion_matrix(np.eye(26, dtype=int), names)
+    assert len(figure.axes[0].texts) == 0
+    assert set(tick_texts(figure.axes[0].get_xticklabels())) <= set(names)
 
 
 # Evaluation.
@@ -655,7 +657,6 @@ def test_plot_confusion_matrix_with_many_classes_has_no_annotations():
 @pytest.fixture(scope="module")
 def trained_model_and_data():
     keras.mixed_precision.set_global_policy("float32")
-    tf.keras.utils.set_random_seed(0) if hasattr(tf.keras.utils, "set_random_seed") else None
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     features = rng.normal(size=(60, 4)).astype("float32")

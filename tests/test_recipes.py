@@ -105,6 +105,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, sms_sample_csv):
     assert result.returncode == 0, result.stderr
     environment = json.loads((run_dir / "config.json").read_text())["environment"]
     assert environment["strategy"] == "MirroredStrategy" and environment["replicas"] == 2
+    assert environment["jit_compile"] is False  # XLA cannot span logical CPU devices
     assert json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] > 0.8
 
 

@@ -14,6 +14,7 @@ def build_textcnn(
     l2=0.0,
     ngram_vocabulary_size=0,
     ngram_sequence_length=0,
+    ngram_embedding_dim=16,
 ):
     """Builds a TextCNN classifier with the Functional API.
 
@@ -29,7 +30,7 @@ def build_textcnn(
         vocabulary_size: number of token ids, padding (0) and unknown (1) included.
         sequence_length: token ids per text; at least the largest kernel size.
         num_classes: number of classes of the softmax output.
-        embedding_dim: size of the word (and n-gram) embeddings. Defaults to `128`.
+        embedding_dim: size of the word embeddings. Defaults to `128`.
         filters: filters per kernel size. Defaults to `128`.
         kernel_sizes: widths of the convolutions. Defaults to `(3, 4, 5)`.
         dropout: dropout rate before the classifier. Defaults to `0.5`.
@@ -38,6 +39,9 @@ def build_textcnn(
             leaves it out. Defaults to `0`.
         ngram_sequence_length: n-gram ids per text of the second input.
             Defaults to `0`.
+        ngram_embedding_dim: size of the n-gram embeddings. The branch is a
+            linear model, so a few dimensions suffice, and a narrow table keeps
+            the optimizer's per-step work small. Defaults to `16`.
 
     Returns:
         An uncompiled `keras.Model` with inputs named `"tokens"` (and `"ngrams"`)
@@ -70,7 +74,7 @@ def build_textcnn(
     if ngram_vocabulary_size:
         ngrams = keras.Input(shape=(ngram_sequence_length,), dtype="int32", name="ngrams")
         ngram_vectors = layers.Embedding(
-            ngram_vocabulary_size, embedding_dim, mask_zero=True, name="ngram_embedding"
+            ngram_vocabulary_size, ngram_embedding_dim, mask_zero=True, name="ngram_embedding"
         )(ngrams)
         bag = layers.GlobalAveragePooling1D(name="ngram_average")(ngram_vectors)
         features = layers.Concatenate(name="features")([features, bag])

@@ -69,8 +69,9 @@ def main(config):
 
     strategy = strategies.build_strategy(config.strategy, config.cpu_devices)
     policy = precision.apply_precision(config.precision)
+    jit_compile = config.jit_compile and strategies.supports_jit_compile(strategy)
     training.seed_everything(config.seed)
-    run.create(config, training.describe_environment(strategy, policy))
+    run.create(config, training.describe_environment(strategy, policy, jit_compile))
     train_features = preprocessor.transform(split.train.inputs).astype("float32")
     print(
         f"kerastrain: {len(split.train)} train, {len(split.validation)} validation, "
@@ -110,7 +111,7 @@ def main(config):
             decay_rate=config.decay_rate,
             clipnorm=config.clipnorm,
         )
-        training.compile_classifier(model, optimizer, config.steps_per_execution)
+        training.compile_classifier(model, optimizer, config.steps_per_execution, jit_compile)
 
     # Train, with checkpoints, early stopping and resume.
     fit_summary = training.fit(model, run, train_dataset, validation_dataset, config, len(split.train))

@@ -1,0 +1,231 @@
+"""Benchmark: the TextCNN recipe against two baselines on the same seeded splits.
+
+Contenders, each trained on the same train split and scored on the same test split:
+
+- recipe: `python -m kerastrain.recipes.textcnn` with its defaults (tf-keras).
+- keras3: a TextCNN written by hand the way keras.io examples write models today
+  (Keras 3, a `TextVectorization` layer mapped over a cached `tf.data` pipeline,
+  default `compile`), with the recipe's kernel sizes, filters, embedding size,
+  vocabulary, batch size, sequence length rule and early stopping.
+- tfidf_lr: TF-IDF of word 1-2 grams and logistic regression (scikit-learn). It
+  needs no validation split, so it trains on train + validation.
+
+Each contender runs in its own process: Keras 3 and tf-keras cannot share one.
+
+Usage:
+
+    python benchmarks/textcnn_vs_baselines.py ../shared/data/trec_questions.csv.gz
+    python benchmarks/textcnn_vs_baselines.py DATA.csv --seeds 0 1 2 --epochs 10
+
+Throughput is training examples per second over the epochs (validation
+included, as `fit` runs it), the first epoch's tracing included, for both
+networks alike.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+CONTENDERS = ("recipe", "keras3", "tfidf_lr")
+
+
+def load_split(data, seed, max_examples=0):
+    from kerastrain import data as data_lib
+    from kerastrain.data import splits
+
+    examples = data_lib.load_examples(data)
+    split = splits.stratified_split(examples, 0.1, 0.2, seed, max_examples)
+    class_names, train_labels, validation_labels, test_labels = splits.encode_labels(split)
+    return split, class_names, train_labels, validation_labels, test_labels
+
+
+def run_recipe(arguments):
+    from kerastrain.config import TextCNNConfig
+    from kerastrain.recipes import textcnn
+
+    with tempfile.TemporaryDirectory() as folder:
+        config = TextCNNConfig(
+            data=arguments.data,
+            seed=arguments.seed,
+            epochs=arguments.epochs,
+            max_examples=arguments.max_examples,
+            verbose=0,
+            output_dir=os.path.join(folder, "run"),
+        )
+        config.validate()
+        metrics = textcnn.main(config)
+    return {
+        "accuracy": metrics["test"]["accuracy"],
+        "seconds": metrics["train_seconds"],
+        "examples_per_second": metrics["examples_per_second"],
+        "epochs": metrics["epochs_run"],
+    }
+
+
+def run_keras3(arguments):
+    import numpy as np
+
+    os.environ.pop("TF_USE_LEGACY_KERAS", None)
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    split, class_names, train_labels, validation_labels, test_labels = load_split(
+        arguments.data, arguments.seed, arguments.max_examples
+    )
+    keras.utils.set_random_seed(arguments.seed)
+    lengths = [len(text.split()) for text in split.train.inputs]
+    sequence_length = max(int(np.ceil(np.percentile(lengths, 95))), 5)
+    vectorize_layer = layers.TextVectorization(
+        max_tokens=20000, output_mode="int", output_sequence_length=sequence_length
+    )
+    vectorize_layer.adapt(split.train.inputs)
+
+    def dataset(texts, labels, shuffle):
+        data = tf.data.Dataset.from_tensor_slices((list(texts), labels))
+        if shuffle:
+            data = data.shuffle(len(labels), seed=arguments.seed)
+        data = data.batch(64).map(lambda text, label: (vectorize_layer(text), label))
+        return data.cache().prefetch(10)
+
+    inputs = keras.Input(shape=(sequence_length,), dtype="int64")
+    embedded = layers.Embedding(20000, 128)(inputs)
+    pooled = [
+        layers.GlobalMaxPooling1D()(layers.Conv1D(128, size, activation="relu")(embedded))
+        for size in (3, 4, 5)
+    ]
+    features = layers.Dropout(0.5)(layers.concatenate(pooled))
+    outputs = layers.Dense(len(class_names), activation="softmax")(features)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.start)
+
+    timer = EpochTimer()
+    start = time.perf_counter()
+    model.fit(
+        dataset(split.train.inputs, train_labels, shuffle=True),
+        validation_data=dataset(split.validation.inputs, validation_labels, shuffle=False),
+        epochs=arguments.epochs,
+        callbacks=[
+            timer,
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True),
+        ],
+        verbose=0,
+    )
+    seconds = time.perf_counter() - start
+    _, accuracy = model.evaluate(dataset(split.test.inputs, test_labels, shuffle=False), verbose=0)
+    return {
+        "accuracy": float(accuracy),
+        "seconds": seconds,
+        "examples_per_second": len(split.train) * len(timer.seconds) / sum(timer.seconds),
+        "epochs": len(timer.seconds),
+    }
+
+
+def run_tfidf_lr(arguments):
+    from sklearn import linear_model, pipeline
+    from sklearn.feature_extraction import text
+
+    split, class_names, train_labels, validation_labels, test_labels = load_split(
+        arguments.data, arguments.seed, arguments.max_examples
+    )
+    import numpy as np
+
+    model = pipeline.make_pipeline(
+        text.TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+        linear_model.LogisticRegression(max_iter=2000),
+    )
+    texts = list(split.train.inputs) + list(split.validation.inputs)
+    labels = np.concatenate([train_labels, validation_labels])
+    start = time.perf_counter()
+    model.fit(texts, labels)
+    seconds = time.perf_counter() - start
+    accuracy = float(np.mean(model.predict(list(split.test.inputs)) == test_labels))
+    return {"accuracy": accuracy, "seconds": seconds, "examples_per_second": len(texts) / seconds, "epochs": 1}
+
+
+def run_contender(contender, data, seed, epochs, max_examples):
+    """Runs one contender in a fresh process and returns its result dict."""
+    command = [
+        sys.executable, __file__, data, "--contender", contender, "--seeds", str(seed),
+        "--epochs", str(epochs), "--max-examples", str(max_examples),
+    ]  # fmt: skip
+    environment = dict(os.environ)
+    environment.pop("TF_USE_LEGACY_KERAS", None)
+    result = subprocess.run(command, capture_output=True, text=True, env=environment)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    if result.returncode != 0 or not lines:
+        raise SystemExit(f"{contender} failed on seed {seed}:\n{result.stderr[-3000:]}")
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def summarize(results, data, seeds):
+    print(f"\n{os.path.basename(data)}: test accuracy and training speed, seeds {seeds}")
+    header = f"{'contender':<10} {'accuracy (mean ± sd)':>22} {'per seed':>26} {'seconds':>8} {'examples/s':>11}"
+    print(header)
+    print("-" * len(header))
+    means = {}
+    for contender in CONTENDERS:
+        rows = results[contender]
+        accuracies = [row["accuracy"] for row in rows]
+        spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+        speed = statistics.mean(row["examples_per_second"] for row in rows)
+        seconds = statistics.mean(row["seconds"] for row in rows)
+        means[contender] = (statistics.mean(accuracies), speed)
+        per_seed = " ".join(f"{accuracy:.3f}" for accuracy in accuracies)
+        print(
+            f"{contender:<10} {means[contender][0]:>14.4f} ± {spread:.4f} {per_seed:>26} "
+            f"{seconds:>8.1f} {speed:>11.0f}"
+        )
+    recipe_accuracy, recipe_speed = means["recipe"]
+    print(
+        f"recipe vs keras3: accuracy {recipe_accuracy - means['keras3'][0]:+.4f}, "
+        f"examples/s x{recipe_speed / means['keras3'][1]:.2f}; "
+        f"recipe vs tfidf_lr: accuracy {recipe_accuracy - means['tfidf_lr'][0]:+.4f}"
+    )
+    return means
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("data", help="A CSV (.csv or .csv.gz) with text and label columns.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--max-examples", type=int, default=0)
+    parser.add_argument("--contender", choices=CONTENDERS, help="Run one contender on one seed (internal).")
+    parser.add_argument("--json", help="Also write all results to this JSON file.")
+    arguments = parser.parse_args()
+    if arguments.contender:
+        arguments.seed = arguments.seeds[0]
+        runner = {"recipe": run_recipe, "keras3": run_keras3, "tfidf_lr": run_tfidf_lr}[arguments.contender]
+        print("RESULT " + json.dumps(runner(arguments)))
+        return
+    results = {contender: [] for contender in CONTENDERS}
+    for seed in arguments.seeds:
+        for contender in CONTENDERS:
+            row = run_contender(contender, arguments.data, seed, arguments.epochs, arguments.max_examples)
+            print(f"seed {seed} {contender:<9} accuracy {row['accuracy']:.4f} {row['seconds']:7.1f} s "
+                  f"{row['examples_per_second']:8.0f} examples/s {row['epochs']} epochs", flush=True)
+            results[contender].append(row)
+    summarize(results, arguments.data, arguments.seeds)
+    if arguments.json:
+        with open(arguments.json, "w") as file:
+            json.dump({"data": arguments.data, "seeds": arguments.seeds, "results": results}, file, indent=2)
+
+
+if __name__ == "__main__":
+    main()
