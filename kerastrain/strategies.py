@@ -84,5 +84,6 @@ def supports_jit_compile(strategy):
     XLA cannot reach variables of other devices, which MirroredStrategy over
     logical CPU devices needs; one replica, or replicas on GPUs, work.
     """
-    devices = strategy.extended.worker_devices
-    return strategy.num_replicas_in_sync == 1 or all("GPU" in device.upper() for device in devices)
+    if strategy.num_replicas_in_sync == 1:
+        return True
+    return all("GPU" in device.upper() for device in strategy.extended.worker_devices)
