@@ -153,6 +153,7 @@ class TextCNNConfig(TrainingConfig):
         minimum=0,
     )
     ngram_max: int = field(2, "Longest word n-gram of that branch.", minimum=1, maximum=5)
+    ngram_embedding_dim: int = field(32, "Size of that branch's n-gram embeddings.", minimum=1)
     output_dir: str = field("runs/textcnn", "Folder of this run; rerunning with it resumes.")
 
 

@@ -49,6 +49,7 @@ class Predictor:
         """
         import joblib
 
+        from kerastrain import models  # noqa: F401  registers the custom layers for loading
         from kerastrain.backend import keras
 
         run = run_folder.RunFolder(path)

@@ -108,10 +108,12 @@ class TextVectorizer(base.TransformerMixin, base.BaseEstimator):
     def _fit_sequences(self, texts):
         analyzer = self._analyzer()
         frequencies = collections.Counter()
+        document_frequencies = collections.Counter()
         lengths = []
         for text in texts:
             tokens = analyzer(text)
             frequencies.update(tokens)
+            document_frequencies.update(set(tokens))
             lengths.append(len(tokens))
         if not frequencies:
             raise UsageError("Cannot build a vocabulary: the training texts contain no words.")
@@ -119,6 +121,11 @@ class TextVectorizer(base.TransformerMixin, base.BaseEstimator):
         ranked = sorted(frequencies.items(), key=lambda item: (-item[1], item[0]))
         kept = ranked[: max(self.max_tokens - 2, 1)]
         self.vocabulary_ = {token: index + 2 for index, (token, _) in enumerate(kept)}
+        # Smoothed inverse document frequency, as TfidfVectorizer computes it;
+        # padding weighs 0 and an unknown token the least a known one can.
+        counts = np.asarray([document_frequencies[token] for token, _ in kept], dtype=np.float64)
+        idf = np.log((1.0 + len(texts)) / (1.0 + counts)) + 1.0
+        self.idf_ = np.concatenate([[0.0, 1.0], idf]).astype(np.float32)
         if self.sequence_length:
             self.sequence_length_ = int(self.sequence_length)
         else:

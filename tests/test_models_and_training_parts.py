@@ -79,7 +79,9 @@ def test_textcnn_ngram_branch_adds_an_input_named_ngrams(float32_policy):
         ngram_embedding_dim=4,
     )
     assert model.input_names == ["tokens", "ngrams"]
-    assert model.count_params() == plain.count_params() + 50 * 4 + 4 * 2
+    # Trainable n-gram embeddings and their classifier weights, plus 50 frozen n-gram weights.
+    assert model.count_params() == plain.count_params() + 50 * 4 + 4 * 2 + 50
+    assert sum(int(np.prod(w.shape)) for w in model.non_trainable_weights) == 50
     rng = np.random.default_rng(0)
     inputs = {
         "tokens": rng.integers(0, 30, size=(3, 8)).astype("int32"),
@@ -88,15 +90,26 @@ def test_textcnn_ngram_branch_adds_an_input_named_ngrams(float32_policy):
     assert model(inputs).shape == (3, 2)
 
 
-def test_textcnn_ngram_branch_averages_only_the_non_padding_ids(float32_policy):
+def test_textcnn_ngram_branch_is_a_normalized_weighted_sum_that_ignores_padding(float32_policy):
+    weights = np.linspace(1.0, 3.0, 50).astype("float32")
     model = build_textcnn(
-        30, 8, 2, embedding_dim=4, filters=2, ngram_vocabulary_size=50, ngram_sequence_length=6
+        30, 8, 2, embedding_dim=4, filters=2, ngram_vocabulary_size=50, ngram_sequence_length=6,
+        ngram_weights=weights,
     )
-    average = keras.Model(model.get_layer("ngrams").output, model.get_layer("ngram_average").output)
+    bag = keras.Model(model.get_layer("ngrams").output, model.get_layer("ngram_bag").output)
     table = model.get_layer("ngram_embedding").embeddings.numpy()
     ngrams = np.asarray([[5, 7, 0, 0, 0, 0], [5, 7, 9, 9, 0, 0]], "int32")
-    expected = [table[[5, 7]].mean(axis=0), table[[5, 7, 9, 9]].mean(axis=0)]
-    np.testing.assert_allclose(average(ngrams).numpy(), expected, rtol=1e-5)
+    expected = []
+    for row in ngrams:
+        ids = row[row > 0]
+        expected.append((table[ids] * weights[ids, None]).sum(axis=0) / np.sqrt((weights[ids] ** 2).sum()))
+    np.testing.assert_allclose(bag(ngrams).numpy(), expected, rtol=1e-4)
+    assert model.get_layer("ngram_weight").get_weights()[0][0, 0] == 0.0  # padding
+
+
+def test_textcnn_ngram_weights_of_the_wrong_shape_raise(float32_policy):
+    with pytest.raises(ValueError, match="ngram_weights of shape"):
+        build_textcnn(30, 8, 2, ngram_vocabulary_size=50, ngram_sequence_length=6, ngram_weights=np.ones(49))
 
 
 def test_textcnn_sequence_shorter_than_a_kernel_raises():

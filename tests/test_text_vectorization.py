@@ -334,3 +334,14 @@ def test_works_inside_a_pipeline():
     assert model.named_steps["classify"].coef_.shape == (1, 3)
     copy = base.clone(model)
     assert copy.get_params()["vectorize__max_tokens"] == 3
+
+
+def test_sequence_idf_matches_scikit_learns_tfidf_vectorizer():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = ["free prize now", "call now for a free prize", "see you at noon", "noon it is"]
+    vectorizer = TextVectorizer(output="sequences", ngram_range=(1, 2)).fit(texts)
+    reference = TfidfVectorizer(token_pattern=r"(?u)\b\w+\b", ngram_range=(1, 2)).fit(texts)
+    for token, index in vectorizer.vocabulary_.items():
+        assert vectorizer.idf_[index] == pytest.approx(reference.idf_[reference.vocabulary_[token]], rel=1e-6)
+    assert vectorizer.idf_[0] == 0.0 and vectorizer.idf_.shape == (vectorizer.vocabulary_size,)

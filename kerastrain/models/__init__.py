@@ -4,7 +4,8 @@ They know nothing of strategies, files or flags; a recipe calls them inside
 `strategy.scope()` and compiles the result.
 """
 
+from kerastrain.models.layers import WeightedBag
 from kerastrain.models.mlp import build_mlp
 from kerastrain.models.textcnn import build_textcnn
 
-__all__ = ["build_mlp", "build_textcnn"]
+__all__ = ["WeightedBag", "build_mlp", "build_textcnn"]

@@ -1,6 +1,9 @@
 """TextCNN (Kim 2014), with an optional linear bag-of-n-grams branch."""
 
+import numpy as np
+
 from kerastrain.backend import keras
+from kerastrain.models.layers import WeightedBag
 
 
 def build_textcnn(
@@ -14,17 +17,19 @@ def build_textcnn(
     l2=0.0,
     ngram_vocabulary_size=0,
     ngram_sequence_length=0,
-    ngram_embedding_dim=16,
+    ngram_embedding_dim=32,
+    ngram_weights=None,
 ):
     """Builds a TextCNN classifier with the Functional API.
 
     Token ids are embedded, convolved by one `Conv1D` per kernel size, max-pooled
     over time, concatenated, dropped out and classified by a softmax layer
     (Kim 2014). With `ngram_vocabulary_size > 0` a second input, the ids of the
-    text's word n-grams, is embedded and averaged (a linear bag-of-n-grams model,
-    as in fastText) and joins the pooled features before the classifier: on short
-    texts n-gram features are strong (Wang and Manning 2012), and the network
-    learns how much to rely on each branch.
+    text's word n-grams, is embedded and summed with fixed per-id weights (IDF
+    values, say) over the weights' L2 norm: a linear model on TF-IDF features. It
+    joins the pooled features before the classifier: on short texts n-gram
+    features are strong (Wang and Manning 2012), and the network learns how much
+    to rely on each branch.
 
     Args:
         vocabulary_size: number of token ids, padding (0) and unknown (1) included.
@@ -41,7 +46,10 @@ def build_textcnn(
             Defaults to `0`.
         ngram_embedding_dim: size of the n-gram embeddings. The branch is a
             linear model, so a few dimensions suffice, and a narrow table keeps
-            the optimizer's per-step work small. Defaults to `16`.
+            the optimizer's per-step work small. Defaults to `32`.
+        ngram_weights: fixed weight of each n-gram id, such as its IDF; id 0 is
+            padding and gets weight 0 whatever is given. `None` weighs every
+            n-gram 1 (a plain normalized bag). Defaults to `None`.
 
     Returns:
         An uncompiled `keras.Model` with inputs named `"tokens"` (and `"ngrams"`)
@@ -74,9 +82,10 @@ def build_textcnn(
     if ngram_vocabulary_size:
         ngrams = keras.Input(shape=(ngram_sequence_length,), dtype="int32", name="ngrams")
         ngram_vectors = layers.Embedding(
-            ngram_vocabulary_size, ngram_embedding_dim, mask_zero=True, name="ngram_embedding"
+            ngram_vocabulary_size, ngram_embedding_dim, name="ngram_embedding"
         )(ngrams)
-        bag = layers.GlobalAveragePooling1D(name="ngram_average")(ngram_vectors)
+        weight_table = layers.Embedding(ngram_vocabulary_size, 1, trainable=False, name="ngram_weight")
+        bag = WeightedBag(name="ngram_bag")([ngram_vectors, weight_table(ngrams)])
         features = layers.Concatenate(name="features")([features, bag])
         inputs.append(ngrams)
     logits = layers.Dense(
@@ -86,4 +95,14 @@ def build_textcnn(
     )(features)
     # Softmax in float32 under a mixed policy: float16 probabilities underflow.
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
-    return keras.Model(inputs, outputs, name="textcnn")
+    model = keras.Model(inputs, outputs, name="textcnn")
+    if ngram_vocabulary_size:
+        weights = np.ones(ngram_vocabulary_size, np.float32) if ngram_weights is None else np.asarray(ngram_weights, np.float32)
+        if weights.shape != (ngram_vocabulary_size,):
+            raise ValueError(
+                f"Expected ngram_weights of shape ({ngram_vocabulary_size},). Received: {weights.shape}"
+            )
+        weights = weights.copy()
+        weights[0] = 0.0  # padding
+        weight_table.set_weights([weights[:, None]])
+    return model

@@ -105,6 +105,8 @@ def main(config):
             l2=config.l2,
             ngram_vocabulary_size=ngrams.vocabulary_size if ngrams else 0,
             ngram_sequence_length=ngrams.sequence_length_ if ngrams else 0,
+            ngram_embedding_dim=config.ngram_embedding_dim,
+            ngram_weights=ngrams.idf_ if ngrams else None,
         )
         optimizer = optimizers.build_optimizer(
             config.optimizer,
