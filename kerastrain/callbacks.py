@@ -68,23 +68,41 @@ class BestWeightsCheckpoint(keras.callbacks.Callback):
 
 
 class HistoryPlot(keras.callbacks.Callback):
-    """Redraws `history.png` from the run's `history.csv` after every epoch.
+    """Draws `history.png` from the run's `history.csv` during and after training.
 
     Reading the CSV rather than this fit's logs makes the plot of a resumed
-    run show the epochs before the interruption too.
+    run show the epochs before the interruption too. Drawing takes a quarter of
+    a second, as long as a whole epoch of a small dataset, so during training the
+    plot is redrawn at most every `min_interval_seconds`; it is always drawn when
+    training ends.
 
     Args:
         run: the `RunFolder` whose `history.csv` a `CSVLogger` writes.
+        min_interval_seconds: least time between two redraws during training.
+            Defaults to `30.0`.
     """
 
-    def __init__(self, run):
+    def __init__(self, run, min_interval_seconds=30.0):
         super().__init__()
         self.run = run
+        self.min_interval_seconds = min_interval_seconds
+        self.last_drawn = -math.inf
+
+    def on_train_begin(self, logs=None):
+        self.last_drawn = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
+        if time.monotonic() - self.last_drawn >= self.min_interval_seconds:
+            self.draw()
+
+    def on_train_end(self, logs=None):
+        self.draw()
+
+    def draw(self):
         history = self.run.read_history()
         if len(history):
             self.run.save_figure("history.png", plots.plot_history(history))
+        self.last_drawn = time.monotonic()
 
 
 def standard_callbacks(run, examples_per_epoch, early_stopping_patience=3, tensorboard=False):
@@ -92,7 +110,8 @@ def standard_callbacks(run, examples_per_epoch, early_stopping_patience=3, tenso
 
     In order: per-epoch throughput, the best-weights checkpoint
     (`checkpoints/best.h5`), the CSV log (`history.csv`, appended to on
-    resume), the history plot (`history.png`), early stopping on the validation
+    resume), the history plot (`history.png`, redrawn at most every 30 s and at
+    the end), early stopping on the validation
     loss that restores the best weights, `BackupAndRestore` (`backup/`, so that
     rerunning an interrupted command resumes at its last finished epoch), and
     optionally TensorBoard (`tensorboard/`).

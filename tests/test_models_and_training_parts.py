@@ -577,8 +577,19 @@ def test_history_plot_writes_history_png(tmp_path):
     write_history(tmp_path, HISTORY_ROWS)
     callbacks.HistoryPlot(run_folder.RunFolder(tmp_path)).on_epoch_end(2)
     image = tmp_path / "history.png"
+    assert image.is_file()  # the first epoch end of a fresh callback draws
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(item.name for item in tmp_path.iterdir()) == ["history.csv", "history.png"]
+
+
+def test_history_plot_redraws_at_most_every_interval_and_always_at_the_end(tmp_path):
+    write_history(tmp_path, HISTORY_ROWS)
+    plot = callbacks.HistoryPlot(run_folder.RunFolder(tmp_path), min_interval_seconds=3600)
+    plot.on_train_begin()
+    plot.on_epoch_end(0)
+    assert not (tmp_path / "history.png").exists()
+    plot.on_train_end()
+    assert (tmp_path / "history.png").is_file()
 
 
 def test_history_plot_without_a_history_writes_nothing(tmp_path):
