@@ -18,7 +18,7 @@ from kerastrain.errors import UsageError
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 SCHEDULES = ("constant", "exponential", "inverse_time", "cosine", "step")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-STRATEGIES = ("default", "one_device", "mirrored")
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "parameter_server")
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "tanh", "sigmoid", "swish")
 TEXT_FEATURES = ("tfidf", "counts", "binary")
@@ -88,6 +88,11 @@ class TrainingConfig:
         "Split the CPU into this many logical devices (mirrored on a CPU-only machine).",
         minimum=0,
     )
+    local_cluster: str = field(
+        "",
+        "Run --strategy parameter_server on an in-process cluster of real gRPC servers, "
+        "like workers=2,ps=1; empty reads the cluster from TF_CONFIG.",
+    )
     steps_per_execution: int = field(
         8, "Training steps run per call into TensorFlow's graph.", minimum=1
     )
@@ -111,6 +116,15 @@ class TrainingConfig:
             raise UsageError(
                 "Expected --validation-fraction + --test-fraction below 0.9. Received: "
                 f"{self.validation_fraction} + {self.test_fraction}"
+            )
+        if self.local_cluster and self.strategy != "parameter_server":
+            raise UsageError(
+                f"--local-cluster only applies to --strategy parameter_server. Received: strategy={self.strategy}"
+            )
+        if self.strategy == "parameter_server" and self.precision == "mixed_float16":
+            raise UsageError(
+                "tf-keras does not support --precision mixed_float16 under --strategy parameter_server. "
+                "Use --precision mixed_bfloat16 (or float32, or auto)."
             )
         if self.strategy != "mirrored" and self.cpu_devices > 1:
             raise UsageError(

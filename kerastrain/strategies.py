@@ -3,10 +3,14 @@
 This module and the cluster module are the only places that configure devices.
 """
 
+from kerastrain import cluster
 from kerastrain.backend import tf
 from kerastrain.errors import UsageError
 
-STRATEGY_NAMES = ("default", "one_device", "mirrored")
+STRATEGY_NAMES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "parameter_server")
+# Variables smaller than this stay whole; larger ones (big embeddings) are split
+# over the parameter servers so no single server holds or serves all of them.
+MIN_SHARD_BYTES = 256 << 10
 
 
 def split_cpu(count):
@@ -32,16 +36,49 @@ def split_cpu(count):
             ) from None
 
 
-def build_strategy(name, cpu_devices=0):
+def build_parameter_server_strategy(local_cluster=""):
+    """A `ParameterServerStrategy` on a local cluster or on the TF_CONFIG cluster.
+
+    Args:
+        local_cluster: `"workers=N,ps=M"` starts that many in-process gRPC
+            servers; empty reads the cluster from TF_CONFIG. Defaults to `""`.
+
+    Raises:
+        UsageError: if neither gives a cluster, or TF_CONFIG is malformed.
+    """
+    if local_cluster:
+        workers, ps = cluster.parse_local_cluster(local_cluster)
+        resolver = cluster.start_local_cluster(workers, ps)
+    else:
+        task = cluster.tf_config_from_environment("parameter_server")
+        if task is None:
+            raise UsageError(
+                "--strategy parameter_server needs a cluster: set TF_CONFIG (see cluster/) or pass "
+                "--local-cluster workers=2,ps=1 for an in-process one."
+            )
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        ps = len(task.cluster["ps"])
+    partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
+        min_shard_bytes=MIN_SHARD_BYTES, max_shards=ps
+    )
+    return tf.distribute.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
+
+
+def build_strategy(name, cpu_devices=0, local_cluster=""):
     """Returns the strategy called `name`.
 
     Args:
         name: `"default"` (no distribution), `"one_device"` (everything placed on
-            the first GPU, else the CPU) or `"mirrored"` (synchronous data
+            the first GPU, else the CPU), `"mirrored"` (synchronous data
             parallelism over the local GPUs; on a CPU-only machine over
-            `cpu_devices` logical CPUs).
+            `cpu_devices` logical CPUs), `"multi_worker_mirrored"` (synchronous,
+            over the workers of TF_CONFIG) or `"parameter_server"`
+            (asynchronous, workers and parameter servers of `local_cluster` or
+            TF_CONFIG).
         cpu_devices: logical CPU devices for `"mirrored"` on a machine without
             GPUs; `0` or `1` mirrors onto the one CPU. Defaults to `0`.
+        local_cluster: for `"parameter_server"`, `"workers=N,ps=M"` to start an
+            in-process cluster; empty reads TF_CONFIG. Defaults to `""`.
 
     Returns:
         A `tf.distribute.Strategy`.
@@ -73,6 +110,15 @@ def build_strategy(name, cpu_devices=0):
             devices=[f"/cpu:{index}" for index in range(count)],
             cross_device_ops=tf.distribute.ReductionToOneDevice(),
         )
+    if name == "multi_worker_mirrored":
+        if cluster.tf_config_from_environment("multi_worker_mirrored") is None:
+            raise UsageError(
+                "--strategy multi_worker_mirrored needs TF_CONFIG naming its workers (see cluster/); "
+                "on one machine use --strategy mirrored."
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "parameter_server":
+        return build_parameter_server_strategy(local_cluster)
     raise UsageError(
         f"Expected --strategy to be one of {', '.join(STRATEGY_NAMES)}. Received: strategy={name!r}"
     )
@@ -84,6 +130,8 @@ def supports_jit_compile(strategy):
     XLA cannot reach variables of other devices, which MirroredStrategy over
     logical CPU devices needs; one replica, or replicas on GPUs, work.
     """
+    if isinstance(strategy, tf.distribute.ParameterServerStrategy):
+        return False
     if strategy.num_replicas_in_sync == 1:
         return True
     return all("GPU" in device.upper() for device in strategy.extended.worker_devices)
