@@ -7,10 +7,15 @@ from kerastrain import plots
 
 
 def evaluate(model, dataset, label_ids, class_names):
-    """Evaluates a compiled classifier on a dataset in a fixed order.
+    """Evaluates a classifier on a dataset in a fixed order, from its predictions.
+
+    The metrics come from `predict` on this process, not `Model.evaluate`, so
+    they are exact under every strategy (a parameter-server `evaluate` counts
+    steps, not examples). The loss is the test split's mean cross-entropy,
+    without regularization terms.
 
     Args:
-        model: a compiled `keras.Model` with an `accuracy` metric.
+        model: a `keras.Model` whose output is class probabilities.
         dataset: a `tf.data.Dataset` of `(inputs, labels)`, not shuffled.
         label_ids: the dataset's true class ids, in dataset order.
         class_names: names of the class ids.
@@ -19,17 +24,20 @@ def evaluate(model, dataset, label_ids, class_names):
         A dict with `accuracy`, `loss`, `macro_f1`, the `report` text and the
         `confusion_matrix` (a nested list).
     """
-    results = model.evaluate(dataset, verbose=0, return_dict=True)
-    probabilities = model.predict(dataset, verbose=0)
+    probabilities = np.asarray(model.predict(dataset, verbose=0), dtype=np.float64)
+    label_ids = np.asarray(label_ids)
     predicted = np.argmax(probabilities, axis=1)
+    # Clipped as Keras' cross-entropy clips, so that one confident mistake
+    # cannot make the mean infinite.
+    true_probabilities = np.clip(probabilities[np.arange(len(label_ids)), label_ids], 1e-7, 1.0)
     classes = list(range(len(class_names)))
     report = sklearn_metrics.classification_report(
         label_ids, predicted, labels=classes, target_names=list(class_names), digits=4, zero_division=0
     )
     matrix = sklearn_metrics.confusion_matrix(label_ids, predicted, labels=classes)
     return {
-        "accuracy": float(np.mean(predicted == np.asarray(label_ids))),
-        "loss": float(results["loss"]),
+        "accuracy": float(np.mean(predicted == label_ids)),
+        "loss": float(-np.mean(np.log(true_probabilities))),
         "macro_f1": float(
             sklearn_metrics.f1_score(label_ids, predicted, labels=classes, average="macro", zero_division=0)
         ),

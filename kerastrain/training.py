@@ -16,8 +16,20 @@ def seed_everything(seed):
 
 
 def describe_environment(strategy, policy, jit_compile):
-    """Versions, devices, strategy and precision, for `config.json` and reports."""
+    """Versions, devices, strategy, cluster and precision, for `config.json` and reports."""
+    if isinstance(strategy, tf.distribute.ParameterServerStrategy):
+        # No public API tells the cluster's shape; these attributes are private.
+        cluster_shape = {
+            "worker": getattr(strategy.extended, "_num_workers", None),
+            "ps": getattr(strategy.extended, "_num_ps", None),
+        }
+    elif getattr(strategy, "cluster_resolver", None) is not None:
+        spec = strategy.cluster_resolver.cluster_spec().as_dict()
+        cluster_shape = {task: len(addresses) for task, addresses in spec.items()}
+    else:
+        cluster_shape = {}
     return {
+        "cluster": cluster_shape,
         "jit_compile": jit_compile,
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
@@ -27,6 +39,16 @@ def describe_environment(strategy, policy, jit_compile):
         "replicas": strategy.num_replicas_in_sync,
         "precision": policy,
     }
+
+
+def describe_devices(environment):
+    """A few words on where training runs, such as "2 worker(s) and 1 ps(s)"."""
+    cluster_shape = environment["cluster"]
+    if cluster_shape:
+        order = ("chief", "worker", "ps", "evaluator")
+        tasks = sorted(cluster_shape, key=lambda task: order.index(task) if task in order else len(order))
+        return " and ".join(f"{cluster_shape[task]} {task}(s)" for task in tasks)
+    return f"{environment['replicas']} replica(s)"
 
 
 def compile_classifier(model, optimizer, steps_per_execution=1, jit_compile=False):
@@ -41,8 +63,18 @@ def compile_classifier(model, optimizer, steps_per_execution=1, jit_compile=Fals
     return model
 
 
-def fit(model, run, train_dataset, validation_dataset, config, train_examples):
+def fit(model, run, train_input, validation_input, config, train_examples, fit_arguments=None):
     """Trains with the standard callbacks; resumes if the run was interrupted.
+
+    Args:
+        model: the compiled model.
+        run: the `RunFolder`.
+        train_input: training data, as `tf_data.make_training_inputs` makes it.
+        validation_input: validation data, likewise.
+        config: the recipe's config.
+        train_examples: number of training examples (one epoch).
+        fit_arguments: extra `fit` arguments, such as steps under a
+            parameter-server strategy. Defaults to `None`.
 
     Returns:
         A dict with `train_seconds`, `epochs_run` (by this call) and
@@ -54,13 +86,17 @@ def fit(model, run, train_dataset, validation_dataset, config, train_examples):
         early_stopping_patience=config.early_stopping_patience,
         tensorboard=config.tensorboard,
     )
+    verbose = config.verbose
+    if isinstance(model.distribute_strategy, tf.distribute.ParameterServerStrategy) and verbose == 1:
+        verbose = 2  # tf-keras has no progress bar under a parameter-server strategy.
     start = time.perf_counter()
     model.fit(
-        train_dataset,
-        validation_data=validation_dataset,
+        train_input,
+        validation_data=validation_input,
         epochs=config.epochs,
         callbacks=callbacks,
-        verbose=config.verbose,
+        verbose=verbose,
+        **(fit_arguments or {}),
     )
     train_seconds = time.perf_counter() - start
     epoch_seconds = callbacks[0].epoch_seconds

@@ -13,16 +13,18 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-def run_module(module, *arguments, timeout=300, cwd=None):
+def run_module(module, *arguments, timeout=300, cwd=None, environment=None):
     """Runs `python -m module arguments...` as a user would; returns the CompletedProcess."""
-    environment = dict(os.environ, PYTHONUNBUFFERED="1")
+    # A TF_CONFIG of the shell running the tests must not turn runs into cluster tasks.
+    variables = {name: value for name, value in os.environ.items() if name != "TF_CONFIG"}
+    variables.update(PYTHONUNBUFFERED="1", **(environment or {}))
     return subprocess.run(
         [sys.executable, "-m", module, *map(str, arguments)],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=cwd or REPO,
-        env=environment,
+        env=variables,
     )
 
 

@@ -63,6 +63,14 @@ BAD_INPUTS = {
     "bad kernel list": (["--kernel-sizes", "3,x"], "integers separated by commas"),
     "missing preset": (["--config", "recipes/nope.toml"], "no such file"),
     "cpu devices without mirrored": (["--cpu-devices", "2"], "only applies to --strategy mirrored"),
+    "float16 under parameter servers": (
+        ["--strategy", "parameter_server", "--precision", "mixed_float16"],
+        "Use --precision mixed_bfloat16",
+    ),
+    "local cluster without parameter servers": (["--local-cluster", "workers=2,ps=1"], "only applies to --strategy parameter_server"),
+    "bad local cluster": (["--strategy", "parameter_server", "--local-cluster", "workers=2"], "like workers=2,ps=1"),
+    "parameter servers without a cluster": (["--strategy", "parameter_server"], "needs a cluster"),
+    "malformed TF_CONFIG": (["--strategy", "multi_worker_mirrored"], "TF_CONFIG is not valid JSON"),
 }
 
 
@@ -89,7 +97,8 @@ def test_bad_input_gets_one_line_and_exit_status_2(case, tmp_path, sms_sample_cs
     elif arguments[0] != "--data" and arguments[0] != "--config":
         arguments = ["--data", sms_sample_csv, *arguments]
     output = tmp_path / "run"
-    result = run_module(TEXTCNN, *arguments, "--output-dir", output, timeout=120)
+    environment = {"TF_CONFIG": "{not json"} if case == "malformed TF_CONFIG" else {}
+    result = run_module(TEXTCNN, *arguments, "--output-dir", output, timeout=120, environment=environment)
     lines = error_lines(result)
     assert result.returncode == 2, result.stderr
     assert len(lines) == 1, result.stderr

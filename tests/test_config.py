@@ -87,7 +87,7 @@ def test_tuple_defaults_are_not_shared_between_instances():
         (["--optimizer", "adamw"], "--optimizer"),
         (["--schedule", "linear"], "--schedule"),
         (["--precision", "float16"], "--precision"),
-        (["--strategy", "parameter_server"], "--strategy"),
+        (["--strategy", "tpu"], "--strategy"),
         (["--verbose", "3"], "--verbose"),
         (["--epochs", "two"], "--epochs"),
         (["--learning-rate", "fast"], "--learning-rate"),

@@ -380,10 +380,10 @@ def test_model_built_in_a_one_device_scope(float32_policy):
 
 def test_unknown_strategy_raises():
     with pytest.raises(UsageError) as excinfo:
-        strategies.build_strategy("parameter_server")
+        strategies.build_strategy("tpu")
     message = str(excinfo.value)
     assert "--strategy" in message
-    assert "'parameter_server'" in message
+    assert "'tpu'" in message
     assert "mirrored" in message
 
 

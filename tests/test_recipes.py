@@ -142,3 +142,23 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path, sms_sample_csv):
     deduplicated = raw.drop_duplicates("epoch")
     assert list(deduplicated["epoch"]) == list(range(epochs))
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == epochs
+
+
+def test_parameter_server_training_on_an_in_process_cluster(tmp_path, sms_sample_csv):
+    run_dir = tmp_path / "parameter_server"
+    result = run_module(
+        "kerastrain.recipes.textcnn",
+        "--data", sms_sample_csv, "--strategy", "parameter_server", "--local-cluster", "workers=2,ps=1",
+        "--epochs", "3", "--embedding-dim", "16", "--filters", "8", "--ngram-features", "1000",
+        "--learning-rate", "0.01", "--batch-size", "32", "--output-dir", run_dir,
+        timeout=400,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "2 worker(s) and 1 ps(s)" in result.stdout
+    environment = json.loads((run_dir / "config.json").read_text())["environment"]
+    assert environment["strategy"] == "ParameterServerStrategyV2"
+    assert environment["cluster"] == {"worker": 2, "ps": 1} and environment["jit_compile"] is False
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] > 0.9 and metrics["epochs"] == 3
+    # Predictions from the saved model need no cluster.
+    assert Predictor.load(run_dir).predict(["see you soon"]) in (["ham"], ["spam"])

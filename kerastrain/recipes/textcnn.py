@@ -72,21 +72,23 @@ def main(config):
     from kerastrain import optimizers, precision, strategies, tf_data, training
     from kerastrain.models import build_textcnn
 
-    strategy = strategies.build_strategy(config.strategy, config.cpu_devices)
+    strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
     policy = precision.apply_precision(config.precision)
     jit_compile = config.jit_compile and strategies.supports_jit_compile(strategy)
     training.seed_everything(config.seed)
-    run.create(config, training.describe_environment(strategy, policy, jit_compile))
+    environment = training.describe_environment(strategy, policy, jit_compile)
+    run.create(config, environment)
     print(
         f"kerastrain: {len(split.train)} train, {len(split.validation)} validation, "
         f"{len(split.test)} test examples of {examples.source}; {len(class_names)} classes; "
-        f"{policy} on {strategy.num_replicas_in_sync} replica(s)"
+        f"{policy} on {training.describe_devices(environment)}"
     )
-    train_dataset = tf_data.make_dataset(
-        features.transform(split.train.inputs), train_labels, config.batch_size, shuffle=True, seed=config.seed
-    )
-    validation_dataset = tf_data.make_dataset(
-        features.transform(split.validation.inputs), validation_labels, config.batch_size
+    train_input, validation_input, fit_arguments = tf_data.make_training_inputs(
+        strategy,
+        train=(features.transform(split.train.inputs), train_labels),
+        validation=(features.transform(split.validation.inputs), validation_labels),
+        batch_size=config.batch_size,
+        seed=config.seed,
     )
     test_dataset = tf_data.make_dataset(features.transform(split.test.inputs), test_labels, config.batch_size)
 
@@ -120,7 +122,9 @@ def main(config):
         training.compile_classifier(model, optimizer, config.steps_per_execution, jit_compile)
 
     # Train, with checkpoints, early stopping and resume.
-    fit_summary = training.fit(model, run, train_dataset, validation_dataset, config, len(split.train))
+    fit_summary = training.fit(
+        model, run, train_input, validation_input, config, len(split.train), fit_arguments
+    )
 
     # Evaluate the best weights on the test split and save everything.
     metrics = training.evaluate_and_save(
