@@ -9,6 +9,7 @@ from deep inside TensorFlow.
 import dataclasses
 import json
 import os
+import socket
 
 from kerastrain.errors import UsageError
 
@@ -148,6 +149,13 @@ def parse_local_cluster(text):
     return counts["workers"], counts["ps"]
 
 
+def free_port():
+    """A TCP port on localhost that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
 def start_local_cluster(workers, ps):
     """Starts `workers` worker and `ps` parameter-server gRPC servers in this process.
 
@@ -163,16 +171,14 @@ def start_local_cluster(workers, ps):
         A `tf.distribute.cluster_resolver.SimpleClusterResolver` for
         `tf.distribute.ParameterServerStrategy`.
     """
-    import portpicker
-
     from kerastrain.backend import tf
 
     # With a worker failing, fail the RPC to the caller at once (the coordinator
     # then reschedules) instead of gRPC's waiting and retrying.
     os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")
     spec = {
-        "worker": [f"localhost:{portpicker.pick_unused_port()}" for _ in range(workers)],
-        "ps": [f"localhost:{portpicker.pick_unused_port()}" for _ in range(ps)],
+        "worker": [f"localhost:{free_port()}" for _ in range(workers)],
+        "ps": [f"localhost:{free_port()}" for _ in range(ps)],
     }
     cluster_spec = tf.train.ClusterSpec(spec)
     worker_config = tf.compat.v1.ConfigProto()
@@ -184,3 +190,52 @@ def start_local_cluster(workers, ps):
     for index in range(ps):
         tf.distribute.Server(cluster_spec, job_name="ps", task_index=index, protocol="grpc")
     return tf.distribute.cluster_resolver.SimpleClusterResolver(cluster_spec, rpc_layer="grpc")
+
+
+def serve_if_server_task(strategy, local_cluster=""):
+    """In a parameter-server TF_CONFIG job, makes worker and ps tasks serve.
+
+    Every task of a job runs the same command. For a worker or a parameter
+    server this starts its gRPC server on its TF_CONFIG address and blocks until
+    the process is stopped; the chief's coordinator sends it work. Other tasks
+    return at once.
+
+    Args:
+        strategy: the `--strategy` name.
+        local_cluster: the `--local-cluster` text; a local cluster has no
+            server tasks of its own. Defaults to `""`.
+
+    Returns:
+        `False` if this process is not a server task (it never returns otherwise).
+
+    Raises:
+        UsageError: if TF_CONFIG is malformed or the address cannot be bound.
+    """
+    if strategy != "parameter_server" or local_cluster:
+        return False
+    task = tf_config_from_environment(strategy)
+    if task is None or task.task_type not in ("worker", "ps"):
+        return False
+    from kerastrain.backend import tf
+
+    os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")
+    server_config = tf.compat.v1.ConfigProto()
+    if task.task_type == "worker":
+        # As for the local cluster: enough inter-op threads not to deadlock.
+        server_config.inter_op_parallelism_threads = max(len(task.cluster["worker"]) + 1, os.cpu_count() or 1)
+    try:
+        server = tf.distribute.Server(
+            tf.train.ClusterSpec(task.cluster),
+            job_name=task.task_type,
+            task_index=task.task_index,
+            config=server_config,
+            protocol="grpc",
+        )
+    except tf.errors.OpError as error:
+        raise UsageError(
+            f"TF_CONFIG {task.task_type} {task.task_index} cannot listen on {task.address} "
+            f"({error.message.strip().splitlines()[0]}); is the port in use? Pick a free port."
+        ) from None
+    print(f"kerastrain: {task.task_type} {task.task_index} serving on {task.address}", flush=True)
+    server.join()
+    return True

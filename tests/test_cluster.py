@@ -1,6 +1,7 @@
 """TF_CONFIG parsing and the --local-cluster flag."""
 
 import json
+import pathlib
 
 import pytest
 
@@ -74,3 +75,12 @@ def test_local_cluster_shapes(text, expected):
 def test_bad_local_cluster_shapes(text):
     with pytest.raises(UsageError, match="--local-cluster"):
         cluster.parse_local_cluster(text)
+
+
+@pytest.mark.parametrize(
+    "path", sorted((pathlib.Path(__file__).parents[1] / "cluster" / "tf_config_examples").glob("*.json")), ids=str
+)
+def test_shipped_tf_config_examples_are_valid(path):
+    strategy = "parameter_server" if path.name.startswith("parameter_server") else "multi_worker_mirrored"
+    task = cluster.parse_tf_config(path.read_text(), strategy)
+    assert path.stem.endswith(f"{task.task_type}{task.task_index}") or path.stem.endswith(task.task_type)

@@ -34,6 +34,13 @@ def main(config):
     from kerastrain.data import splits
     from kerastrain.text_vectorization import TextFeatures, TextVectorizer
 
+    from kerastrain import cluster
+
+    # In a parameter-server job, worker and ps tasks run this same command: they
+    # serve until stopped, and only the chief goes on to train.
+    if cluster.serve_if_server_task(config.strategy, config.local_cluster):
+        return None
+
     run = run_folder.RunFolder(config.output_dir)
     run.check_config(config)
     if run.finished:
