@@ -123,6 +123,19 @@ def parse_tf_config(text, strategy=None):
     return TaskConfig(cluster=cluster, task_type=task_type, task_index=task_index)
 
 
+def writes_outputs(strategy, local_cluster=""):
+    """Whether this process writes the run folder: the chief does, other workers don't.
+
+    Under `multi_worker_mirrored` every worker trains, so every worker runs the
+    same steps, saves included (some are collective); non-chief workers write
+    into a temporary folder instead.
+    """
+    if strategy not in ("multi_worker_mirrored", "parameter_server") or local_cluster:
+        return True
+    task = tf_config_from_environment(strategy)
+    return task is None or task.is_chief
+
+
 def tf_config_from_environment(strategy=None):
     """The checked TF_CONFIG of this process, or `None` when it is unset."""
     text = os.environ.get("TF_CONFIG", "").strip()

@@ -5,7 +5,9 @@ import math
 from kerastrain.backend import keras, tf
 
 
-def make_dataset(inputs, labels, batch_size, shuffle=False, seed=0, input_context=None, repeat=False):
+def make_dataset(
+    inputs, labels, batch_size, shuffle=False, seed=0, input_context=None, repeat=False, drop_remainder=False
+):
     """Batches in-memory arrays into a dataset that strategies can shard.
 
     Whole batches are gathered from the arrays by index, rather than slicing one
@@ -23,6 +25,7 @@ def make_dataset(inputs, labels, batch_size, shuffle=False, seed=0, input_contex
             reads only its own shard of the examples. Defaults to `None`.
         repeat: repeat the examples without end (parameter-server training
             counts epochs in steps). Defaults to `False`.
+        drop_remainder: leave out the last, partial batch. Defaults to `False`.
 
     Returns:
         A `tf.data.Dataset` of `(inputs, labels)` batches.
@@ -37,7 +40,7 @@ def make_dataset(inputs, labels, batch_size, shuffle=False, seed=0, input_contex
         indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         indices = indices.repeat()
-    dataset = indices.batch(batch_size).map(
+    dataset = indices.batch(batch_size, drop_remainder=drop_remainder).map(
         lambda batch: (
             tf.nest.map_structure(lambda array: tf.gather(array, batch), inputs),
             tf.gather(labels, batch),
@@ -58,7 +61,8 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0):
     `DatasetCreator`, so that each worker reads its own shard, repeated, and an
     epoch is `ceil(examples / batch_size)` steps over all workers; validation is
     repeated and counted in steps too. Under every other strategy both are
-    plain datasets, which the strategy distributes itself.
+    plain datasets, which the strategy distributes itself; under
+    `MultiWorkerMirroredStrategy` training leaves out the last partial batch.
 
     Args:
         strategy: the `tf.distribute.Strategy` that `fit` runs under.
@@ -72,8 +76,12 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0):
         of extra `fit` arguments (steps), empty when none are needed.
     """
     if not isinstance(strategy, tf.distribute.ParameterServerStrategy):
+        # Synchronous workers all-gather sparse (embedding) gradients, which needs
+        # equal batches on every worker: no partial batch. The shuffle changes
+        # every epoch, so every example is still seen.
+        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         return (
-            make_dataset(*train, batch_size, shuffle=True, seed=seed),
+            make_dataset(*train, batch_size, shuffle=True, seed=seed, drop_remainder=multi_worker),
             make_dataset(*validation, batch_size),
             {},
         )

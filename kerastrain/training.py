@@ -108,6 +108,19 @@ def fit(model, run, train_input, validation_input, config, train_examples, fit_a
     }
 
 
+def local_copy(model):
+    """The model with the same weights outside any strategy.
+
+    Under MultiWorkerMirroredStrategy `predict` gathers every worker's batches
+    with collective ops, which fail when the workers' shards end in batches of
+    different sizes. The test split is small and every worker has all of it, so
+    each predicts it whole with a local copy instead.
+    """
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def evaluate_and_save(model, run, preprocessor, class_names, test_dataset, test_label_ids, fit_summary):
     """Restores the best weights, evaluates on the test split and writes the run's outputs.
 
@@ -120,6 +133,8 @@ def evaluate_and_save(model, run, preprocessor, class_names, test_dataset, test_
     """
     if run.exists(run_folder.BEST_WEIGHTS):
         model.load_weights(run.file(run_folder.BEST_WEIGHTS))
+    if isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        model = local_copy(model)
     results = evaluation.evaluate(model, test_dataset, test_label_ids, class_names)
     evaluation.write_evaluation(results, class_names, run)
     model.save(run.file(run_folder.MODEL))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -47,3 +48,29 @@ def test_a_server_task_whose_port_is_taken_exits_with_one_line():
         f"error: TF_CONFIG worker 0 cannot listen on localhost:{port} (Could not start gRPC server); "
         "is the port in use? Pick a free port."
     )
+
+
+def test_multi_worker_mirrored_job_of_two_processes_writes_only_from_the_chief(tmp_path, sms_sample_csv):
+    run_dir = tmp_path / "mwms"
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    command = [
+        sys.executable, "cluster/launch_local.py", "--workers", "2", "--ps", "0", "--no-chief", "--",
+        sys.executable, "-m", "kerastrain.recipes.textcnn", "--strategy", "multi_worker_mirrored",
+        "--data", str(sms_sample_csv), "--epochs", "2", "--embedding-dim", "16", "--filters", "8",
+        "--ngram-features", "1000", "--learning-rate", "0.01", "--batch-size", "32",
+        "--output-dir", str(run_dir),
+    ]  # fmt: skip
+    environment = {name: value for name, value in os.environ.items() if name != "TF_CONFIG"}
+    environment["TMPDIR"] = str(temporary)
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=400, env=environment)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "[worker 0] kerastrain: test accuracy" in result.stdout
+    assert "[worker 1] kerastrain: test accuracy" not in result.stdout
+    # The other worker logs one line per epoch, no progress bar.
+    assert any(re.match(r"\[worker 1\] \d+/\d+ - \d+s - loss: ", line) for line in result.stdout.splitlines())
+    environment = json.loads((run_dir / "config.json").read_text())["environment"]
+    # TensorFlow implements MultiWorkerMirroredStrategy with this class.
+    assert environment["strategy"] == "CollectiveAllReduceStrategy" and environment["replicas"] == 2
+    assert json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] > 0.85
+    assert list(temporary.iterdir()) == [], "the non-chief worker's temporary run folder is left behind"

@@ -13,7 +13,10 @@ feature, standardized with statistics of the training split. Supported setups
 are those of the TextCNN recipe.
 """
 
+import dataclasses
+import shutil
 import sys
+import tempfile
 
 from kerastrain import cli
 from kerastrain.config import MLPConfig
@@ -33,17 +36,20 @@ def main(config):
     # wait for it.
     from sklearn import preprocessing
 
-    from kerastrain import data, run_folder
+    from kerastrain import cluster, data, run_folder
     from kerastrain.data import splits
     from kerastrain.text_vectorization import TextVectorizer
-
-    from kerastrain import cluster
 
     # In a parameter-server job, worker and ps tasks run this same command: they
     # serve until stopped, and only the chief goes on to train.
     if cluster.serve_if_server_task(config.strategy, config.local_cluster):
         return None
 
+    # Under multi_worker_mirrored every worker trains; only the chief writes the run
+    # folder, the others a temporary one that is removed at the end.
+    writes_outputs = cluster.writes_outputs(config.strategy, config.local_cluster)
+    if not writes_outputs:
+        config = dataclasses.replace(config, output_dir=tempfile.mkdtemp(prefix="kerastrain-worker-"), verbose=2)
     run = run_folder.RunFolder(config.output_dir)
     run.check_config(config)
     if run.finished:
@@ -130,6 +136,9 @@ def main(config):
     metrics = training.evaluate_and_save(
         model, run, preprocessor, class_names, test_dataset, test_labels, fit_summary
     )
+    if not writes_outputs:
+        shutil.rmtree(run.path, ignore_errors=True)
+        return metrics
     print(
         f"kerastrain: test accuracy {metrics['test']['accuracy']:.4f}, "
         f"{metrics['examples_per_second']:.0f} examples/s; outputs in {run.path}"

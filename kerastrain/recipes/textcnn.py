@@ -12,7 +12,10 @@ Supported setups: one CPU or GPU (`--strategy default`), one pinned device
 (`mirrored --cpu-devices 2`). Rerunning a command resumes its interrupted run.
 """
 
+import dataclasses
+import shutil
 import sys
+import tempfile
 
 from kerastrain import cli
 from kerastrain.config import TextCNNConfig
@@ -30,17 +33,20 @@ def main(config):
     # Setup. Only the pieces that check the run folder and the data come first:
     # TensorFlow takes seconds to import, and `--help` or bad input should not
     # wait for it.
-    from kerastrain import data, run_folder
+    from kerastrain import cluster, data, run_folder
     from kerastrain.data import splits
     from kerastrain.text_vectorization import TextFeatures, TextVectorizer
-
-    from kerastrain import cluster
 
     # In a parameter-server job, worker and ps tasks run this same command: they
     # serve until stopped, and only the chief goes on to train.
     if cluster.serve_if_server_task(config.strategy, config.local_cluster):
         return None
 
+    # Under multi_worker_mirrored every worker trains; only the chief writes the run
+    # folder, the others a temporary one that is removed at the end.
+    writes_outputs = cluster.writes_outputs(config.strategy, config.local_cluster)
+    if not writes_outputs:
+        config = dataclasses.replace(config, output_dir=tempfile.mkdtemp(prefix="kerastrain-worker-"), verbose=2)
     run = run_folder.RunFolder(config.output_dir)
     run.check_config(config)
     if run.finished:
@@ -137,6 +143,9 @@ def main(config):
     metrics = training.evaluate_and_save(
         model, run, features, class_names, test_dataset, test_labels, fit_summary
     )
+    if not writes_outputs:
+        shutil.rmtree(run.path, ignore_errors=True)
+        return metrics
     print(
         f"kerastrain: test accuracy {metrics['test']['accuracy']:.4f}, "
         f"{metrics['examples_per_second']:.0f} examples/s; outputs in {run.path}"
