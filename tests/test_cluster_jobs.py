@@ -3,11 +3,16 @@
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
+
+import pandas as pd
 
 from conftest import REPO, error_lines, run_module
+from kerastrain.cluster import free_port
 
 
 def test_launcher_runs_a_parameter_server_job_and_stops_every_task(tmp_path, sms_sample_csv):
@@ -74,3 +79,60 @@ def test_multi_worker_mirrored_job_of_two_processes_writes_only_from_the_chief(t
     assert environment["strategy"] == "CollectiveAllReduceStrategy" and environment["replicas"] == 2
     assert json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] > 0.85
     assert list(temporary.iterdir()) == [], "the non-chief worker's temporary run folder is left behind"
+
+
+def test_parameter_server_training_survives_a_killed_worker_and_its_return(tmp_path, sms_sample_csv):
+    spec = {
+        "chief": [f"localhost:{free_port()}"],
+        "worker": [f"localhost:{free_port()}", f"localhost:{free_port()}"],
+        "ps": [f"localhost:{free_port()}"],
+    }
+    run_dir = tmp_path / "faults"
+    epochs = 8
+    command = [
+        sys.executable, "-m", "kerastrain.recipes.textcnn", "--strategy", "parameter_server",
+        "--data", str(sms_sample_csv), "--epochs", str(epochs), "--early-stopping-patience", "0",
+        "--embedding-dim", "16", "--filters", "8", "--ngram-features", "1000", "--learning-rate", "0.01",
+        "--batch-size", "16", "--verbose", "2", "--output-dir", str(run_dir),
+    ]  # fmt: skip
+    base = {name: value for name, value in os.environ.items() if name != "TF_CONFIG"}
+
+    def start(task_type, index, log_name):
+        environment = dict(base, TF_CONFIG=json.dumps({"cluster": spec, "task": {"type": task_type, "index": index}}))
+        log = open(tmp_path / log_name, "w")
+        return subprocess.Popen(command, cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT)
+
+    def epochs_logged():
+        history = run_dir / "history.csv"
+        return max(len(history.read_text().splitlines()) - 1, 0) if history.exists() else 0
+
+    def wait_for(condition, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and chief.poll() is None:
+            if condition():
+                return True
+            time.sleep(0.1)
+        return False
+
+    servers = [start("ps", 0, "ps0.log"), start("worker", 0, "worker0.log"), start("worker", 1, "worker1.log")]
+    chief = start("chief", 0, "chief.log")
+    try:
+        assert wait_for(lambda: epochs_logged() >= 1, 240), "the chief did not finish a first epoch"
+        servers[2].send_signal(signal.SIGKILL)
+        servers[2].wait()
+        killed_at = epochs_logged()
+        assert wait_for(lambda: epochs_logged() >= killed_at + 1, 240), "training stopped with a worker gone"
+        servers[2] = start("worker", 1, "worker1_again.log")
+        assert chief.wait(timeout=300) == 0, (tmp_path / "chief.log").read_text()[-3000:]
+    finally:
+        for process in [chief, *servers]:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert killed_at < epochs, "the worker was killed after training ended"
+    chief_log = (tmp_path / "chief.log").read_text()
+    assert "Worker /job:worker/replica:0/task:1 failed" in chief_log
+    assert "kerastrain: worker 1 serving on" in (tmp_path / "worker1_again.log").read_text()
+    history = pd.read_csv(run_dir / "history.csv")
+    assert list(history["epoch"]) == list(range(epochs))
+    assert json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] > 0.85
