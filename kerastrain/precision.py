@@ -43,24 +43,30 @@ def gpu_runs_float16_fast():
     return True
 
 
-def resolve_precision(requested):
+def resolve_precision(requested, strategy=None):
     """The policy name to use for `requested` on this machine.
 
     `"auto"` picks `"mixed_float16"` on GPUs with tensor cores,
     `"mixed_bfloat16"` on a CPU-only machine whose CPU has bfloat16 units, and
     `"float32"` otherwise. An explicit `"mixed_float16"` on a CPU-only machine is
-    kept but warns once, since it is emulated there.
+    kept but warns once, since it is emulated there. Under a parameter-server
+    strategy, where tf-keras refuses `"mixed_float16"`, `"auto"` picks
+    `"mixed_bfloat16"` instead (an explicit `"mixed_float16"` is refused earlier,
+    by the config's checks).
 
     Args:
         requested: `"auto"`, `"float32"`, `"mixed_float16"` or `"mixed_bfloat16"`.
+        strategy: the `--strategy` name. Defaults to `None`.
 
     Returns:
         The name of a `keras.mixed_precision.Policy`.
     """
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
     if requested == "auto":
+        if has_gpu and gpu_runs_float16_fast():
+            return "mixed_bfloat16" if strategy == "parameter_server" else "mixed_float16"
         if has_gpu:
-            return "mixed_float16" if gpu_runs_float16_fast() else "float32"
+            return "float32"
         return "mixed_bfloat16" if cpu_supports_bfloat16() else "float32"
     if requested == "mixed_float16" and not has_gpu and requested not in _warned:
         _warned.add(requested)
@@ -68,15 +74,19 @@ def resolve_precision(requested):
     return requested
 
 
-def apply_precision(requested):
+def apply_precision(requested, strategy=None):
     """Resolves `requested` and sets it as Keras' global policy.
 
     Call it before building the model: layers take the global policy when they
     are created.
 
+    Args:
+        requested: as for `resolve_precision`.
+        strategy: the `--strategy` name. Defaults to `None`.
+
     Returns:
         The name of the policy now in force.
     """
-    policy = resolve_precision(requested)
+    policy = resolve_precision(requested, strategy)
     keras.mixed_precision.set_global_policy(policy)
     return policy

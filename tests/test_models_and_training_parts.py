@@ -823,3 +823,13 @@ def test_read_history_without_a_file(tmp_path):
     history = run_folder.RunFolder(tmp_path).read_history()
     assert len(history) == 0
     assert "epoch" in history
+
+
+def test_auto_precision_on_a_tensor_core_gpu_avoids_float16_under_parameter_servers(monkeypatch):
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    monkeypatch.setattr(precision, "gpu_runs_float16_fast", lambda: True)
+    assert precision.resolve_precision("auto") == "mixed_float16"
+    assert precision.resolve_precision("auto", "mirrored") == "mixed_float16"
+    assert precision.resolve_precision("auto", "parameter_server") == "mixed_bfloat16"
+    monkeypatch.setattr(precision, "gpu_runs_float16_fast", lambda: False)
+    assert precision.resolve_precision("auto", "parameter_server") == "float32"

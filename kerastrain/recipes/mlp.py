@@ -81,7 +81,7 @@ def main(config):
     from kerastrain.models import build_mlp
 
     strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
-    policy = precision.apply_precision(config.precision)
+    policy = precision.apply_precision(config.precision, config.strategy)
     jit_compile = config.jit_compile and strategies.supports_jit_compile(strategy)
     training.seed_everything(config.seed)
     environment = training.describe_environment(strategy, policy, jit_compile)
