@@ -9,6 +9,7 @@ This module imports neither TensorFlow nor pandas, so `--help` stays instant.
 """
 
 import dataclasses
+import importlib.util
 import json
 import tomllib
 import typing
@@ -116,6 +117,11 @@ class TrainingConfig:
             raise UsageError(
                 "Expected --validation-fraction + --test-fraction below 0.9. Received: "
                 f"{self.validation_fraction} + {self.test_fraction}"
+            )
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise UsageError(
+                "--tensorboard needs the tensorboard package, which TensorFlow 2.21 no longer installs. "
+                'Run: pip install "kerastrain[tensorboard]" (or pip install tensorboard).'
             )
         if self.local_cluster and self.strategy != "parameter_server":
             raise UsageError(

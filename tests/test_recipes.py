@@ -162,3 +162,25 @@ def test_parameter_server_training_on_an_in_process_cluster(tmp_path, sms_sample
     assert metrics["test"]["accuracy"] > 0.9 and metrics["epochs"] == 3
     # Predictions from the saved model need no cluster.
     assert Predictor.load(run_dir).predict(["see you soon"]) in (["ham"], ["spam"])
+
+
+def test_tensorboard_logs_are_written(tmp_path):
+    from kerastrain.recipes import mlp
+
+    config = config_lib.MLPConfig(epochs=2, verbose=0, tensorboard=True, output_dir=str(tmp_path / "tb"))
+    config.validate()
+    mlp.main(config)
+    for part in ("train", "validation"):
+        events = list((tmp_path / "tb" / "tensorboard" / part).glob("events.out.tfevents.*"))
+        assert events and events[0].stat().st_size > 0
+
+
+def test_tensorboard_without_its_package_is_refused_before_anything_runs(monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: None if name == "tensorboard" else real_find_spec(name, *args)
+    )
+    with pytest.raises(config_lib.UsageError, match=r'pip install "kerastrain\[tensorboard\]"'):
+        config_lib.MLPConfig(tensorboard=True).validate()
