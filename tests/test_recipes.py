@@ -109,14 +109,19 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, sms_sample_csv):
     assert json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] > 0.8
 
 
-def test_killed_run_resumes_from_its_last_epoch(tmp_path, sms_sample_csv):
+@pytest.mark.parametrize(
+    "strategy",
+    [[], ["--strategy", "parameter_server", "--local-cluster", "workers=2,ps=1"]],
+    ids=["one_process", "parameter_server"],
+)
+def test_killed_run_resumes_from_its_last_epoch(tmp_path, sms_sample_csv, strategy):
     run_dir = tmp_path / "resumed"
     epochs = 6
     command = [
         sys.executable, "-m", "kerastrain.recipes.textcnn", "--data", str(sms_sample_csv),
         "--epochs", str(epochs), "--early-stopping-patience", "0", "--embedding-dim", "16",
         "--filters", "8", "--ngram-features", "1000", "--batch-size", "16", "--verbose", "0",
-        "--output-dir", str(run_dir),
+        "--output-dir", str(run_dir), *strategy,
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     history_file = run_dir / "history.csv"
@@ -141,7 +146,10 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path, sms_sample_csv):
     assert resumed_from >= rows_before_kill - 1 >= 1
     deduplicated = raw.drop_duplicates("epoch")
     assert list(deduplicated["epoch"]) == list(range(epochs))
-    assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == epochs
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == epochs
+    # The same run uninterrupted scores 0.9625; 87% of these SMS are ham.
+    assert metrics["test"]["accuracy"] > 0.93
 
 
 def test_parameter_server_training_on_an_in_process_cluster(tmp_path, sms_sample_csv):
