@@ -15,7 +15,6 @@ predictor.predict(["WINNER! Claim your prize"])  # ["spam"]
 A run folder's `preprocessor.joblib` is a pickle: load only run folders you trust.
 """
 
-import argparse
 import json
 import os
 import sys

@@ -13,11 +13,20 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+# A TextCNN small enough to train in seconds: tests check behaviour, not accuracy.
+TINY_TEXTCNN = ["--embedding-dim", "16", "--filters", "8", "--ngram-features", "1000"]
+
+
+def environment_without_tf_config(**extra):
+    """This process's environment, less a TF_CONFIG that would turn runs into cluster tasks."""
+    variables = {name: value for name, value in os.environ.items() if name != "TF_CONFIG"}
+    variables.update(extra)
+    return variables
+
+
 def run_module(module, *arguments, timeout=300, cwd=None, environment=None):
     """Runs `python -m module arguments...` as a user would; returns the CompletedProcess."""
-    # A TF_CONFIG of the shell running the tests must not turn runs into cluster tasks.
-    variables = {name: value for name, value in os.environ.items() if name != "TF_CONFIG"}
-    variables.update(PYTHONUNBUFFERED="1", **(environment or {}))
+    variables = environment_without_tf_config(PYTHONUNBUFFERED="1", **(environment or {}))
     return subprocess.run(
         [sys.executable, "-m", module, *map(str, arguments)],
         capture_output=True,

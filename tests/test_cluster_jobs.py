@@ -1,7 +1,6 @@
 """Multi-process TF_CONFIG jobs on localhost: real gRPC servers in separate processes."""
 
 import json
-import os
 import re
 import signal
 import socket
@@ -11,7 +10,7 @@ import time
 
 import pandas as pd
 
-from conftest import REPO, error_lines, run_module
+from conftest import REPO, TINY_TEXTCNN, environment_without_tf_config, error_lines, run_module
 from kerastrain.cluster import free_port
 
 
@@ -20,11 +19,11 @@ def test_launcher_runs_a_parameter_server_job_and_stops_every_task(tmp_path, sms
     command = [
         sys.executable, "cluster/launch_local.py", "--workers", "2", "--ps", "1", "--",
         sys.executable, "-m", "kerastrain.recipes.textcnn", "--strategy", "parameter_server",
-        "--data", str(sms_sample_csv), "--epochs", "2", "--embedding-dim", "16", "--filters", "8",
-        "--ngram-features", "1000", "--learning-rate", "0.01", "--batch-size", "32",
+        "--data", str(sms_sample_csv), "--epochs", "2", *TINY_TEXTCNN,
+         "--learning-rate", "0.01", "--batch-size", "32",
         "--output-dir", str(run_dir),
     ]  # fmt: skip
-    environment = {name: value for name, value in os.environ.items() if name != "TF_CONFIG"}
+    environment = environment_without_tf_config()
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=400, env=environment)
     assert result.returncode == 0, result.stdout[-3000:]
     output = result.stdout
@@ -62,12 +61,11 @@ def test_multi_worker_mirrored_job_of_two_processes_writes_only_from_the_chief(t
     command = [
         sys.executable, "cluster/launch_local.py", "--workers", "2", "--ps", "0", "--no-chief", "--",
         sys.executable, "-m", "kerastrain.recipes.textcnn", "--strategy", "multi_worker_mirrored",
-        "--data", str(sms_sample_csv), "--epochs", "2", "--embedding-dim", "16", "--filters", "8",
-        "--ngram-features", "1000", "--learning-rate", "0.01", "--batch-size", "32",
+        "--data", str(sms_sample_csv), "--epochs", "2", *TINY_TEXTCNN,
+         "--learning-rate", "0.01", "--batch-size", "32",
         "--output-dir", str(run_dir),
     ]  # fmt: skip
-    environment = {name: value for name, value in os.environ.items() if name != "TF_CONFIG"}
-    environment["TMPDIR"] = str(temporary)
+    environment = environment_without_tf_config(TMPDIR=str(temporary))
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=400, env=environment)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "[worker 0] kerastrain: test accuracy" in result.stdout
@@ -92,10 +90,10 @@ def test_parameter_server_training_survives_a_killed_worker_and_its_return(tmp_p
     command = [
         sys.executable, "-m", "kerastrain.recipes.textcnn", "--strategy", "parameter_server",
         "--data", str(sms_sample_csv), "--epochs", str(epochs), "--early-stopping-patience", "0",
-        "--embedding-dim", "16", "--filters", "8", "--ngram-features", "1000", "--learning-rate", "0.01",
+        *TINY_TEXTCNN, "--learning-rate", "0.01",
         "--batch-size", "16", "--verbose", "2", "--output-dir", str(run_dir),
     ]  # fmt: skip
-    base = {name: value for name, value in os.environ.items() if name != "TF_CONFIG"}
+    base = environment_without_tf_config()
 
     def start(task_type, index, log_name):
         environment = dict(base, TF_CONFIG=json.dumps({"cluster": spec, "task": {"type": task_type, "index": index}}))

@@ -9,7 +9,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_module
+from conftest import REPO, TINY_TEXTCNN, run_module
 from kerastrain import config as config_lib
 from kerastrain.predict import Predictor
 
@@ -98,7 +98,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, sms_sample_csv):
     result = run_module(
         "kerastrain.recipes.textcnn",
         "--data", sms_sample_csv, "--strategy", "mirrored", "--cpu-devices", "2",
-        "--epochs", "2", "--embedding-dim", "16", "--filters", "8", "--ngram-features", "1000",
+        "--epochs", "2", *TINY_TEXTCNN,
         "--learning-rate", "0.01", "--batch-size", "32",
         "--verbose", "0", "--output-dir", run_dir,
     )  # fmt: skip
@@ -119,8 +119,8 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path, sms_sample_csv, strate
     epochs = 6
     command = [
         sys.executable, "-m", "kerastrain.recipes.textcnn", "--data", str(sms_sample_csv),
-        "--epochs", str(epochs), "--early-stopping-patience", "0", "--embedding-dim", "16",
-        "--filters", "8", "--ngram-features", "1000", "--batch-size", "16", "--verbose", "0",
+        "--epochs", str(epochs), "--early-stopping-patience", "0", *TINY_TEXTCNN,
+         "--batch-size", "16", "--verbose", "0",
         "--output-dir", str(run_dir), *strategy,
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -157,7 +157,7 @@ def test_parameter_server_training_on_an_in_process_cluster(tmp_path, sms_sample
     result = run_module(
         "kerastrain.recipes.textcnn",
         "--data", sms_sample_csv, "--strategy", "parameter_server", "--local-cluster", "workers=2,ps=1",
-        "--epochs", "3", "--embedding-dim", "16", "--filters", "8", "--ngram-features", "1000",
+        "--epochs", "3", *TINY_TEXTCNN,
         "--learning-rate", "0.01", "--batch-size", "32", "--output-dir", run_dir,
         timeout=400,
     )  # fmt: skip
