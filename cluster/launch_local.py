@@ -10,8 +10,16 @@ Usage:
     python cluster/launch_local.py --workers 2 --ps 1 -- \\
         python -m kerastrain.recipes.textcnn --strategy parameter_server --epochs 3
 
+    python cluster/launch_local.py --workers 2 --ps 1 --evaluator -- \\
+        python -m kerastrain.recipes.textcnn --strategy parameter_server --epochs 3
+
     python cluster/launch_local.py --workers 2 --ps 0 --no-chief -- \\
         python -m kerastrain.recipes.textcnn --strategy multi_worker_mirrored
+
+With `--evaluator` an evaluator task evaluates the chief's epoch checkpoints as
+they appear. When the chief succeeds, the evaluator gets `--evaluator-grace`
+seconds to evaluate the last ones before it is stopped too; the launcher then
+exits with the evaluator's status if the chief's was 0.
 
 It uses only the standard library, so it can be copied next to any job.
 """
@@ -33,13 +41,16 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def cluster_spec(workers, ps, chief=True):
+def cluster_spec(workers, ps, chief=True, evaluator=False):
     spec = {}
     if chief:
         spec["chief"] = [f"localhost:{free_port()}"]
     spec["worker"] = [f"localhost:{free_port()}" for _ in range(workers)]
     if ps:
         spec["ps"] = [f"localhost:{free_port()}" for _ in range(ps)]
+    if evaluator:
+        # TensorFlow wants an address for every task; the evaluator serves nothing on it.
+        spec["evaluator"] = [f"localhost:{free_port()}"]
     return spec
 
 
@@ -62,6 +73,17 @@ def stop(processes, grace_seconds=10.0):
             process.wait()
 
 
+def wait_for_evaluator(process, grace_seconds):
+    """Gives the evaluator time to evaluate the last checkpoints; returns its status (0 if stopped)."""
+    try:
+        status = process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        print(f"[launcher] the evaluator was still running {grace_seconds:g} s after the chief; stopping it", flush=True)
+        return 0
+    print(f"[launcher] evaluator exited with status {status}", flush=True)
+    return status
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -71,6 +93,15 @@ def main():
     parser.add_argument(
         "--no-chief", action="store_true", help="No chief task: worker 0 leads (multi_worker_mirrored)."
     )
+    parser.add_argument(
+        "--evaluator", action="store_true", help="Add an evaluator task that evaluates the chief's checkpoints."
+    )
+    parser.add_argument(
+        "--evaluator-grace",
+        type=float,
+        default=60.0,
+        help="Seconds the evaluator may take to finish once the chief has succeeded (default: 60).",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command every task runs.")
     arguments = parser.parse_args()
     command = arguments.command[1:] if arguments.command[:1] == ["--"] else arguments.command
@@ -79,11 +110,12 @@ def main():
     if arguments.workers < 1 or arguments.ps < 0:
         parser.error("expected --workers >= 1 and --ps >= 0")
 
-    spec = cluster_spec(arguments.workers, arguments.ps, chief=not arguments.no_chief)
+    spec = cluster_spec(arguments.workers, arguments.ps, chief=not arguments.no_chief, evaluator=arguments.evaluator)
     leader = ("worker", 0) if arguments.no_chief else ("chief", 0)
-    processes, threads, leader_process = [], [], None
+    processes, threads, leader_process, evaluator_process = [], [], None, None
     # Servers first, the leader last, so the leader finds them listening.
-    tasks = [(task_type, index) for task_type in ("ps", "worker", "chief") for index in range(len(spec.get(task_type, [])))]
+    task_types = ("ps", "worker", "evaluator", "chief")
+    tasks = [(task_type, index) for task_type in task_types for index in range(len(spec.get(task_type, [])))]
     tasks.remove(leader)
     tasks.append(leader)
     for task_type, index in tasks:
@@ -93,25 +125,30 @@ def main():
             command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         processes.append(process)
-        prefix = task_type if task_type == "chief" else f"{task_type} {index}"
+        prefix = task_type if task_type in ("chief", "evaluator") else f"{task_type} {index}"
         thread = threading.Thread(target=stream, args=(process, prefix), daemon=True)
         thread.start()
         threads.append(thread)
         if (task_type, index) == leader:
             leader_process = process
+        if task_type == "evaluator":
+            evaluator_process = process
     print(f"[launcher] started {len(processes)} tasks: {json.dumps(spec)}", flush=True)
+    evaluator_status = 0
     try:
         status = leader_process.wait()
         # Multi-worker mirrored: every worker trains and must finish too.
         if arguments.no_chief:
-            status = max([status] + [process.wait() for process in processes])
+            status = max([status] + [process.wait() for process in processes if process is not evaluator_process])
+        if evaluator_process is not None and status == 0:
+            evaluator_status = wait_for_evaluator(evaluator_process, arguments.evaluator_grace)
     except KeyboardInterrupt:
         status = 130
     stop(processes)
     for thread in threads:
         thread.join(timeout=5)
     print(f"[launcher] {leader[0]} exited with status {status}; all tasks stopped", flush=True)
-    sys.exit(status)
+    sys.exit(status or evaluator_status)
 
 
 if __name__ == "__main__":

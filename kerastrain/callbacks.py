@@ -5,7 +5,7 @@ import os
 import time
 
 from kerastrain import plots, run_folder
-from kerastrain.backend import keras
+from kerastrain.backend import keras, tf
 
 
 class EpochThroughput(keras.callbacks.Callback):
@@ -67,6 +67,37 @@ class BestWeightsCheckpoint(keras.callbacks.Callback):
         os.replace(temporary, self.path)
 
 
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the model's weights at the end of every epoch, for an evaluator task to read.
+
+    Each save is a TensorFlow checkpoint named `epoch-N` (N counted from 0, as
+    in `history.csv`). TensorFlow writes a checkpoint's files first and then
+    replaces the `checkpoint` state file that lists it, so a reader that goes by
+    the state file (`tf.train.get_checkpoint_state`) never sees a half-written
+    one. Only the last `max_to_keep` are kept.
+
+    Args:
+        directory: the folder of the checkpoints.
+        max_to_keep: how many of the latest checkpoints to keep. Defaults to `5`.
+    """
+
+    def __init__(self, directory, max_to_keep=5):
+        super().__init__()
+        self.directory = directory
+        self.max_to_keep = max_to_keep
+
+    def on_train_begin(self, logs=None):
+        self.manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=self.model),
+            self.directory,
+            max_to_keep=self.max_to_keep,
+            checkpoint_name="epoch",
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.manager.save(checkpoint_number=epoch)
+
+
 class HistoryPlot(keras.callbacks.Callback):
     """Draws `history.png` from the run's `history.csv` during and after training.
 
@@ -105,13 +136,16 @@ class HistoryPlot(keras.callbacks.Callback):
         self.last_drawn = time.monotonic()
 
 
-def standard_callbacks(run, examples_per_epoch, early_stopping_patience=3, tensorboard=False):
+def standard_callbacks(
+    run, examples_per_epoch, early_stopping_patience=3, tensorboard=False, epoch_checkpoints=False
+):
     """The callbacks every recipe trains with.
 
     In order: per-epoch throughput, the best-weights checkpoint
     (`checkpoints/best.h5`), the CSV log (`history.csv`, appended to on
-    resume), the history plot (`history.png`, redrawn at most every 30 s and at
-    the end), early stopping on the validation
+    resume), optionally a checkpoint of every epoch for an evaluator task
+    (`checkpoints/epochs/`), the history plot (`history.png`, redrawn at most
+    every 30 s and at the end), early stopping on the validation
     loss that restores the best weights, `BackupAndRestore` (`backup/`, so that
     rerunning an interrupted command resumes at its last finished epoch), and
     optionally TensorBoard (`tensorboard/`).
@@ -122,6 +156,8 @@ def standard_callbacks(run, examples_per_epoch, early_stopping_patience=3, tenso
         early_stopping_patience: epochs without improvement before stopping; `0`
             disables early stopping. Defaults to `3`.
         tensorboard: whether to write TensorBoard logs. Defaults to `False`.
+        epoch_checkpoints: whether to checkpoint every epoch for an evaluator
+            task. Defaults to `False`.
 
     Returns:
         A list of `keras.callbacks.Callback`.
@@ -132,8 +168,10 @@ def standard_callbacks(run, examples_per_epoch, early_stopping_patience=3, tenso
         EpochThroughput(examples_per_epoch),
         BestWeightsCheckpoint(run.file(run_folder.BEST_WEIGHTS), best=best),
         keras.callbacks.CSVLogger(run.file(run_folder.HISTORY), append=True),
-        HistoryPlot(run),
     ]
+    if epoch_checkpoints:
+        callbacks.append(EpochCheckpoint(run.file(run_folder.EPOCH_CHECKPOINTS)))
+    callbacks.append(HistoryPlot(run))
     if early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(

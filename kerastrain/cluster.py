@@ -136,6 +136,46 @@ def writes_outputs(strategy, local_cluster=""):
     return task is None or task.is_chief
 
 
+def is_evaluator_task(strategy, local_cluster=""):
+    """Whether this process is the `evaluator` task of a TF_CONFIG job.
+
+    The evaluator trains nothing: it evaluates the chief's epoch checkpoints as
+    they appear (sidecar evaluation).
+    """
+    if strategy not in ("multi_worker_mirrored", "parameter_server") or local_cluster:
+        return False
+    task = tf_config_from_environment(strategy)
+    return task is not None and task.task_type == "evaluator"
+
+
+def job_has_evaluator(strategy, local_cluster=""):
+    """Whether this process's TF_CONFIG job has an `evaluator` task to write checkpoints for."""
+    if strategy not in ("multi_worker_mirrored", "parameter_server") or local_cluster:
+        return False
+    task = tf_config_from_environment(strategy)
+    return task is not None and "evaluator" in task.cluster
+
+
+def training_cluster_resolver(task):
+    """A cluster resolver for the training tasks of `task`'s cluster, the evaluator left out.
+
+    The evaluator runs no gRPC server, so a coordinator that counted it in its
+    cluster would try to reach it.
+
+    Args:
+        task: this process's `TaskConfig`.
+
+    Returns:
+        A `tf.distribute.cluster_resolver.SimpleClusterResolver`.
+    """
+    from kerastrain.backend import tf
+
+    training_tasks = {name: addresses for name, addresses in task.cluster.items() if name != "evaluator"}
+    return tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec(training_tasks), task_type=task.task_type, task_id=task.task_index, rpc_layer="grpc"
+    )
+
+
 def tf_config_from_environment(strategy=None):
     """The checked TF_CONFIG of this process, or `None` when it is unset."""
     text = os.environ.get("TF_CONFIG", "").strip()

@@ -26,7 +26,7 @@ TEXT_FEATURES = ("tfidf", "counts", "binary")
 
 # Fields that say where or how loudly to run, not what to train: two runs that
 # differ only in these are the same run, so they may resume each other.
-NOT_COMPARED_FIELDS = ("output_dir", "verbose")
+NOT_COMPARED_FIELDS = ("output_dir", "verbose", "evaluator_timeout")
 
 
 def field(default, help, choices=None, minimum=None, maximum=None):
@@ -93,6 +93,11 @@ class TrainingConfig:
         "",
         "Run --strategy parameter_server on an in-process cluster of real gRPC servers, "
         "like workers=2,ps=1; empty reads the cluster from TF_CONFIG.",
+    )
+    evaluator_timeout: float = field(
+        3600.0,
+        "In a TF_CONFIG job's evaluator task: seconds to wait for the chief's next epoch checkpoint.",
+        minimum=1.0,
     )
     steps_per_execution: int = field(
         8, "Training steps run per call into TensorFlow's graph.", minimum=1

@@ -19,6 +19,10 @@ HISTORY = "history.csv"
 # The classic HDF5 weights format: tf-keras' newer `.weights.h5` also stores
 # metric variables and cannot load them back under MirroredStrategy.
 BEST_WEIGHTS = "checkpoints/best.h5"
+# TensorFlow checkpoints of every epoch, written only for a job's evaluator task.
+EPOCH_CHECKPOINTS = "checkpoints/epochs"
+# What the evaluator task writes: one row per evaluated epoch checkpoint.
+EVALUATOR_METRICS = "evaluator/metrics.csv"
 BACKUP = "backup"
 MODEL = "model.keras"
 PREPROCESSOR = "preprocessor.joblib"

@@ -56,7 +56,7 @@ def build_parameter_server_strategy(local_cluster=""):
                 "--strategy parameter_server needs a cluster: set TF_CONFIG (see cluster/) or pass "
                 "--local-cluster workers=2,ps=1 for an in-process one."
             )
-        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        resolver = cluster.training_cluster_resolver(task)
         ps = len(task.cluster["ps"])
     partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
         min_shard_bytes=MIN_SHARD_BYTES, max_shards=ps

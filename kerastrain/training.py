@@ -1,12 +1,13 @@
 """Steps that every recipe shares once its data and model are ready."""
 
+import os
 import platform
 import time
 
 import joblib
 
 from kerastrain import callbacks as callbacks_lib
-from kerastrain import evaluation, run_folder
+from kerastrain import cluster, evaluation, run_folder
 from kerastrain.backend import keras, tf
 
 
@@ -85,6 +86,7 @@ def fit(model, run, train_input, validation_input, config, train_examples, fit_a
         examples_per_epoch=train_examples,
         early_stopping_patience=config.early_stopping_patience,
         tensorboard=config.tensorboard,
+        epoch_checkpoints=cluster.job_has_evaluator(config.strategy, config.local_cluster),
     )
     verbose = config.verbose
     if isinstance(model.distribute_strategy, tf.distribute.ParameterServerStrategy) and verbose == 1:
@@ -121,6 +123,19 @@ def local_copy(model):
     return copy
 
 
+def save_preprocessing(run, preprocessor, class_names):
+    """Writes the fitted preprocessor and the class names into the run folder.
+
+    Recipes call this before training, so that a job's evaluator task can read
+    them while the chief trains. The preprocessor is written to a temporary file
+    first, so a reader never sees half of it.
+    """
+    temporary = run.file(run_folder.PREPROCESSOR + ".tmp")
+    joblib.dump(preprocessor, temporary)
+    os.replace(temporary, run.file(run_folder.PREPROCESSOR))
+    run.write_json(run_folder.CLASSES, list(class_names))
+
+
 def evaluate_and_save(model, run, preprocessor, class_names, test_dataset, test_label_ids, fit_summary):
     """Restores the best weights, evaluates on the test split and writes the run's outputs.
 
@@ -138,8 +153,7 @@ def evaluate_and_save(model, run, preprocessor, class_names, test_dataset, test_
     results = evaluation.evaluate(model, test_dataset, test_label_ids, class_names)
     evaluation.write_evaluation(results, class_names, run)
     model.save(run.file(run_folder.MODEL))
-    joblib.dump(preprocessor, run.file(run_folder.PREPROCESSOR))
-    run.write_json(run_folder.CLASSES, list(class_names))
+    save_preprocessing(run, preprocessor, class_names)
     history = run.read_history()
     metrics = {
         "test": {key: results[key] for key in ("accuracy", "loss", "macro_f1")},

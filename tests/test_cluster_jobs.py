@@ -1,6 +1,8 @@
 """Multi-process TF_CONFIG jobs on localhost: real gRPC servers in separate processes."""
 
 import json
+import os
+import pathlib
 import re
 import signal
 import socket
@@ -9,18 +11,20 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 from conftest import REPO, TINY_TEXTCNN, environment_without_tf_config, error_lines, run_module
 from kerastrain.cluster import free_port
 
 
-def test_launcher_runs_a_parameter_server_job_and_stops_every_task(tmp_path, sms_sample_csv):
+def test_launcher_runs_a_parameter_server_job_with_a_sidecar_evaluator(tmp_path, sms_sample_csv):
     run_dir = tmp_path / "job"
+    epochs = 2
     command = [
-        sys.executable, "cluster/launch_local.py", "--workers", "2", "--ps", "1", "--",
+        sys.executable, "cluster/launch_local.py", "--workers", "2", "--ps", "1", "--evaluator", "--",
         sys.executable, "-m", "kerastrain.recipes.textcnn", "--strategy", "parameter_server",
-        "--data", str(sms_sample_csv), "--epochs", "2", *TINY_TEXTCNN,
-         "--learning-rate", "0.01", "--batch-size", "32",
+        "--data", str(sms_sample_csv), "--epochs", str(epochs), *TINY_TEXTCNN,
+         "--learning-rate", "0.01", "--batch-size", "32", "--evaluator-timeout", "300",
         "--output-dir", str(run_dir),
     ]  # fmt: skip
     environment = environment_without_tf_config()
@@ -30,10 +34,25 @@ def test_launcher_runs_a_parameter_server_job_and_stops_every_task(tmp_path, sms
     for task in ("worker 0", "worker 1", "ps 0"):
         assert f"[{task}] kerastrain: {task} serving on localhost:" in output
     assert "[chief] kerastrain: test accuracy" in output
+    assert "[evaluator] kerastrain: evaluator: the chief's run is finished" in output
+    assert "[evaluator] kerastrain: test accuracy" not in output  # it trains nothing
+    assert "[launcher] evaluator exited with status 0" in output
     assert "[launcher] chief exited with status 0; all tasks stopped" in output
     environment = json.loads((run_dir / "config.json").read_text())["environment"]
-    assert environment["cluster"] == {"worker": 2, "ps": 1}
+    assert environment["cluster"] == {"worker": 2, "ps": 1}  # the evaluator is no worker
     assert (run_dir / "metrics.json").is_file()
+    # One row per epoch, each from the chief's checkpoint of that epoch: the
+    # evaluator's exact pass over the validation split agrees with the chief's
+    # validation, which under parameter servers runs ceil(80 / 32) = 3 batches of
+    # a repeated dataset and so counts 16 of the 80 examples twice.
+    evaluated = pd.read_csv(run_dir / "evaluator" / "metrics.csv")
+    history = pd.read_csv(run_dir / "history.csv")
+    assert list(evaluated["epoch"]) == list(range(epochs)) == list(history["epoch"])
+    for epoch in range(epochs):
+        line = f"[evaluator] kerastrain: evaluator: epoch {epoch}: val_loss {evaluated['val_loss'][epoch]:.4f}"
+        assert line in output
+    assert (evaluated["val_accuracy"] - history["val_accuracy"]).abs().max() <= 0.05, (evaluated, history)
+    assert ((evaluated["val_loss"] - history["val_loss"]).abs() / history["val_loss"]).max() <= 0.25
 
 
 def test_a_server_task_whose_port_is_taken_exits_with_one_line():
@@ -79,58 +98,139 @@ def test_multi_worker_mirrored_job_of_two_processes_writes_only_from_the_chief(t
     assert list(temporary.iterdir()) == [], "the non-chief worker's temporary run folder is left behind"
 
 
-def test_parameter_server_training_survives_a_killed_worker_and_its_return(tmp_path, sms_sample_csv):
-    spec = {
-        "chief": [f"localhost:{free_port()}"],
-        "worker": [f"localhost:{free_port()}", f"localhost:{free_port()}"],
-        "ps": [f"localhost:{free_port()}"],
-    }
-    run_dir = tmp_path / "faults"
-    epochs = 8
-    command = [
+class ParameterServerJob:
+    """A TF_CONFIG parameter-server job whose tasks a test starts and kills one by one.
+
+    Every task runs the same recipe command with its own TF_CONFIG, on free
+    localhost ports, and logs into its own file under `folder`.
+    """
+
+    def __init__(self, folder, command, workers):
+        self.folder = folder
+        self.command = command
+        self.spec = {
+            "chief": [f"localhost:{free_port()}"],
+            "worker": [f"localhost:{free_port()}" for _ in range(workers)],
+            "ps": [f"localhost:{free_port()}"],
+        }
+        self.processes = []
+
+    def start(self, task_type, index, log_name):
+        task = {"cluster": self.spec, "task": {"type": task_type, "index": index}}
+        environment = environment_without_tf_config(TF_CONFIG=json.dumps(task))
+        with open(self.folder / log_name, "w") as log:
+            process = subprocess.Popen(self.command, cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT)
+        self.processes.append(process)
+        return process
+
+    def log(self, log_name):
+        return (self.folder / log_name).read_text()
+
+    def stop_all(self):
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def epochs_logged(run_dir):
+    history = run_dir / "history.csv"
+    return max(len(history.read_text().splitlines()) - 1, 0) if history.exists() else 0
+
+
+def wait_for(condition, seconds, process):
+    """Waits until `condition()` holds; False if `seconds` pass or `process` ends first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def cpu_seconds(process):
+    """CPU time a running process has used so far, from Linux's /proc/PID/stat."""
+    fields = pathlib.Path(f"/proc/{process.pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in ticks
+
+
+def parameter_server_command(sms_sample_csv, run_dir, epochs):
+    return [
         sys.executable, "-m", "kerastrain.recipes.textcnn", "--strategy", "parameter_server",
         "--data", str(sms_sample_csv), "--epochs", str(epochs), "--early-stopping-patience", "0",
         *TINY_TEXTCNN, "--learning-rate", "0.01",
         "--batch-size", "16", "--verbose", "2", "--output-dir", str(run_dir),
     ]  # fmt: skip
-    base = environment_without_tf_config()
 
-    def start(task_type, index, log_name):
-        environment = dict(base, TF_CONFIG=json.dumps({"cluster": spec, "task": {"type": task_type, "index": index}}))
-        log = open(tmp_path / log_name, "w")
-        return subprocess.Popen(command, cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT)
 
-    def epochs_logged():
-        history = run_dir / "history.csv"
-        return max(len(history.read_text().splitlines()) - 1, 0) if history.exists() else 0
-
-    def wait_for(condition, seconds):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and chief.poll() is None:
-            if condition():
-                return True
-            time.sleep(0.1)
-        return False
-
-    servers = [start("ps", 0, "ps0.log"), start("worker", 0, "worker0.log"), start("worker", 1, "worker1.log")]
-    chief = start("chief", 0, "chief.log")
+@pytest.mark.skipif(not pathlib.Path("/proc/self/stat").exists(), reason="reads CPU times from Linux's /proc")
+def test_parameter_server_training_survives_a_killed_worker_whose_return_gets_work(tmp_path, sms_sample_csv):
+    run_dir = tmp_path / "faults"
+    # Enough epochs that training goes on for a while after the returned worker
+    # has started (TensorFlow takes seconds to import).
+    epochs = 30
+    job = ParameterServerJob(tmp_path, parameter_server_command(sms_sample_csv, run_dir, epochs), workers=2)
+    ps = job.start("ps", 0, "ps0.log")
+    surviving_worker = job.start("worker", 0, "worker0.log")
+    killed_worker = job.start("worker", 1, "worker1.log")
+    chief = job.start("chief", 0, "chief.log")
     try:
-        assert wait_for(lambda: epochs_logged() >= 1, 240), "the chief did not finish a first epoch"
-        servers[2].send_signal(signal.SIGKILL)
-        servers[2].wait()
-        killed_at = epochs_logged()
-        assert wait_for(lambda: epochs_logged() >= killed_at + 1, 240), "training stopped with a worker gone"
-        servers[2] = start("worker", 1, "worker1_again.log")
-        assert chief.wait(timeout=300) == 0, (tmp_path / "chief.log").read_text()[-3000:]
+        assert wait_for(lambda: epochs_logged(run_dir) >= 1, 240, chief), "the chief did not finish a first epoch"
+        killed_worker.send_signal(signal.SIGKILL)
+        killed_worker.wait()
+        killed_at = epochs_logged(run_dir)
+        assert wait_for(lambda: epochs_logged(run_dir) >= killed_at + 1, 240, chief), "training stopped with a worker gone"
+        returned_worker = job.start("worker", 1, "worker1_again.log")
+        assert wait_for(lambda: "serving on" in job.log("worker1_again.log"), 120, chief), "training ended first"
+        served_at = epochs_logged(run_dir)
+        cpu_before = {"surviving": cpu_seconds(surviving_worker), "returned": cpu_seconds(returned_worker)}
+        assert chief.wait(timeout=300) == 0, job.log("chief.log")[-3000:]
+        # The workers stay up (idle) after the chief ends, so their CPU times can still be read.
+        cpu_used = {
+            "surviving": cpu_seconds(surviving_worker) - cpu_before["surviving"],
+            "returned": cpu_seconds(returned_worker) - cpu_before["returned"],
+        }
+        assert ps.poll() is None
     finally:
-        for process in [chief, *servers]:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    assert killed_at < epochs, "the worker was killed after training ended"
-    chief_log = (tmp_path / "chief.log").read_text()
-    assert "Worker /job:worker/replica:0/task:1 failed" in chief_log
-    assert "kerastrain: worker 1 serving on" in (tmp_path / "worker1_again.log").read_text()
+        job.stop_all()
+    assert served_at < epochs - 5, f"the returned worker came up at epoch {served_at} of {epochs}: nothing left to test"
+    assert "Worker /job:worker/replica:0/task:1 failed" in job.log("chief.log")
+    # An idle server uses next to no CPU. The returned worker ran training steps
+    # alongside the surviving one; it had to be reconnected first, so it did less.
+    assert cpu_used["surviving"] > 0.5, cpu_used
+    assert cpu_used["returned"] > 0.25 * cpu_used["surviving"], cpu_used
     history = pd.read_csv(run_dir / "history.csv")
     assert list(history["epoch"]) == list(range(epochs))
     assert json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] > 0.85
+
+
+def test_a_killed_parameter_server_chief_rerun_against_the_same_servers_resumes(tmp_path, sms_sample_csv):
+    run_dir = tmp_path / "chief_fault"
+    epochs = 5
+    job = ParameterServerJob(tmp_path, parameter_server_command(sms_sample_csv, run_dir, epochs), workers=1)
+    servers = [job.start("ps", 0, "ps0.log"), job.start("worker", 0, "worker0.log")]
+    chief = job.start("chief", 0, "chief.log")
+    try:
+        assert wait_for(lambda: epochs_logged(run_dir) >= 2, 240, chief), "the chief did not finish two epochs"
+        chief.send_signal(signal.SIGKILL)
+        chief.wait()
+        epochs_before_kill = epochs_logged(run_dir)
+        assert epochs_before_kill < epochs and not (run_dir / "metrics.json").exists()
+        assert all(server.poll() is None for server in servers), "a server task ended with its chief"
+        # The same command and TF_CONFIG, against the same still-running server processes.
+        rerun = job.start("chief", 0, "chief_again.log")
+        assert rerun.wait(timeout=300) == 0, job.log("chief_again.log")[-3000:]
+        assert all(server.poll() is None for server in servers)
+    finally:
+        job.stop_all()
+    raw = pd.read_csv(run_dir / "history.csv")
+    # The backup is taken after the epoch's log line, so a chief killed between
+    # the two logs that one epoch twice; read_history keeps the later one.
+    resumed_from = int(raw["epoch"].iloc[epochs_before_kill])
+    assert epochs_before_kill - 1 <= resumed_from <= epochs_before_kill
+    assert list(raw["epoch"].drop_duplicates()) == list(range(epochs))
+    assert len(raw) - epochs == epochs_before_kill - resumed_from
+    assert f"Epoch {resumed_from + 1}/{epochs}" in job.log("chief_again.log")
+    assert "Epoch 1/" not in job.log("chief_again.log")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == epochs and metrics["test"]["accuracy"] > 0.9

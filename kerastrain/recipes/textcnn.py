@@ -33,7 +33,7 @@ def main(config):
     # Setup. Only the pieces that check the run folder and the data come first:
     # TensorFlow takes seconds to import, and `--help` or bad input should not
     # wait for it.
-    from kerastrain import cluster, data, run_folder
+    from kerastrain import cluster, run_folder
     from kerastrain.data import splits
     from kerastrain.text_vectorization import TextFeatures, TextVectorizer
 
@@ -41,6 +41,9 @@ def main(config):
     # serve until stopped, and only the chief goes on to train.
     if cluster.serve_if_server_task(config.strategy, config.local_cluster):
         return None
+    # A job's evaluator task trains nothing: it evaluates the chief's checkpoints.
+    if cluster.is_evaluator_task(config.strategy, config.local_cluster):
+        return evaluate_checkpoints(config)
 
     # Under multi_worker_mirrored every worker trains; only the chief writes the run
     # folder, the others a temporary one that is removed at the end.
@@ -54,10 +57,7 @@ def main(config):
         return run.read_json(run_folder.METRICS)
 
     # Load data: a stratified, seeded train/validation/test split.
-    examples = data.load_examples(config.data, config.text_column, config.label_column)
-    split = splits.stratified_split(
-        examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
-    )
+    examples, split = load_split(config)
     class_names, train_labels, validation_labels, test_labels = splits.encode_labels(split)
 
     # Prepare: token ids for the convolutions and, optionally, n-gram ids for the
@@ -83,7 +83,6 @@ def main(config):
     # TensorFlow starts here. The strategy comes first: it may split the CPU into
     # logical devices, which must happen before anything touches a device.
     from kerastrain import optimizers, precision, strategies, tf_data, training
-    from kerastrain.models import build_textcnn
 
     strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
     policy = precision.apply_precision(config.precision, config.strategy)
@@ -91,6 +90,7 @@ def main(config):
     training.seed_everything(config.seed)
     environment = training.describe_environment(strategy, policy, jit_compile)
     run.create(config, environment)
+    training.save_preprocessing(run, features, class_names)
     print(
         f"kerastrain: {len(split.train)} train, {len(split.validation)} validation, "
         f"{len(split.test)} test examples of {examples.source}; {len(class_names)} classes; "
@@ -106,23 +106,8 @@ def main(config):
     test_dataset = tf_data.make_dataset(features.transform(split.test.inputs), test_labels, config.batch_size)
 
     # Build the model inside the strategy's scope, so its variables are distributed.
-    tokens = vectorizers["tokens"]
-    ngrams = vectorizers.get("ngrams")
     with strategy.scope():
-        model = build_textcnn(
-            vocabulary_size=tokens.vocabulary_size,
-            sequence_length=tokens.sequence_length_,
-            num_classes=len(class_names),
-            embedding_dim=config.embedding_dim,
-            filters=config.filters,
-            kernel_sizes=config.kernel_sizes,
-            dropout=config.dropout,
-            l2=config.l2,
-            ngram_vocabulary_size=ngrams.vocabulary_size if ngrams else 0,
-            ngram_sequence_length=ngrams.sequence_length_ if ngrams else 0,
-            ngram_embedding_dim=config.ngram_embedding_dim,
-            ngram_weights=ngrams.idf_ if ngrams else None,
-        )
+        model = build_model(config, features, len(class_names))
         optimizer = optimizers.build_optimizer(
             config.optimizer,
             config.learning_rate,
@@ -151,6 +136,65 @@ def main(config):
         f"{metrics['examples_per_second']:.0f} examples/s; outputs in {run.path}"
     )
     return metrics
+
+
+def load_split(config):
+    """The examples of `config.data` and their stratified, seeded train/validation/test split."""
+    from kerastrain import data
+    from kerastrain.data import splits
+
+    examples = data.load_examples(config.data, config.text_column, config.label_column)
+    split = splits.stratified_split(
+        examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
+    )
+    return examples, split
+
+
+def build_model(config, features, num_classes):
+    """The TextCNN for the fitted `features`, uncompiled."""
+    from kerastrain.models import build_textcnn
+
+    tokens = features.vectorizers["tokens"]
+    ngrams = features.vectorizers.get("ngrams")
+    return build_textcnn(
+        vocabulary_size=tokens.vocabulary_size,
+        sequence_length=tokens.sequence_length_,
+        num_classes=num_classes,
+        embedding_dim=config.embedding_dim,
+        filters=config.filters,
+        kernel_sizes=config.kernel_sizes,
+        dropout=config.dropout,
+        l2=config.l2,
+        ngram_vocabulary_size=ngrams.vocabulary_size if ngrams else 0,
+        ngram_sequence_length=ngrams.sequence_length_ if ngrams else 0,
+        ngram_embedding_dim=config.ngram_embedding_dim,
+        ngram_weights=ngrams.idf_ if ngrams else None,
+    )
+
+
+def evaluate_checkpoints(config):
+    """The evaluator task of a TF_CONFIG job (sidecar evaluation).
+
+    Waits for the chief's fitted preprocessor, then evaluates each epoch
+    checkpoint the chief writes on the validation split, into
+    `OUTPUT_DIR/evaluator/metrics.csv`.
+
+    Returns:
+        The number of checkpoints evaluated.
+    """
+    from kerastrain import run_folder, sidecar
+
+    run = run_folder.RunFolder(config.output_dir)
+    features, class_names = sidecar.wait_for_chief(run, config, config.evaluator_timeout)
+    _, split = load_split(config)
+    validation_labels = sidecar.encode_like_chief(split.validation.labels, class_names)
+    print(f"kerastrain: evaluator: {len(split.validation)} validation examples; waiting for checkpoints", flush=True)
+
+    from kerastrain import tf_data
+
+    model = build_model(config, features, len(class_names))
+    dataset = tf_data.make_dataset(features.transform(split.validation.inputs), validation_labels, config.batch_size)
+    return sidecar.evaluate_checkpoints(model, dataset, run, config.epochs, config.evaluator_timeout)
 
 
 def parse_and_run(argv=None):
