@@ -36,7 +36,7 @@ def main(config):
     # wait for it.
     from sklearn import preprocessing
 
-    from kerastrain import cluster, data, run_folder
+    from kerastrain import cluster, run_folder
     from kerastrain.data import splits
     from kerastrain.text_vectorization import TextVectorizer
 
@@ -44,6 +44,9 @@ def main(config):
     # serve until stopped, and only the chief goes on to train.
     if cluster.serve_if_server_task(config.strategy, config.local_cluster):
         return None
+    # A job's evaluator task trains nothing: it evaluates the chief's checkpoints.
+    if cluster.is_evaluator_task(config.strategy, config.local_cluster):
+        return evaluate_checkpoints(config)
 
     # Under multi_worker_mirrored every worker trains; only the chief writes the run
     # folder, the others a temporary one that is removed at the end.
@@ -57,12 +60,7 @@ def main(config):
         return run.read_json(run_folder.METRICS)
 
     # Load data: a stratified, seeded train/validation/test split.
-    examples = data.load_examples(
-        config.data, config.text_column, config.label_column, allow_numeric=True
-    )
-    split = splits.stratified_split(
-        examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
-    )
+    examples, split = load_split(config)
     class_names, train_labels, validation_labels, test_labels = splits.encode_labels(split)
 
     # Prepare: bag-of-words features for text, standardized columns for numbers,
@@ -78,7 +76,6 @@ def main(config):
     # TensorFlow starts here. The strategy comes first: it may split the CPU into
     # logical devices, which must happen before anything touches a device.
     from kerastrain import optimizers, precision, strategies, tf_data, training
-    from kerastrain.models import build_mlp
 
     strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
     policy = precision.apply_precision(config.precision, config.strategy)
@@ -86,6 +83,7 @@ def main(config):
     training.seed_everything(config.seed)
     environment = training.describe_environment(strategy, policy, jit_compile)
     run.create(config, environment)
+    training.save_preprocessing(run, preprocessor, class_names)
     train_features = preprocessor.transform(split.train.inputs).astype("float32")
     print(
         f"kerastrain: {len(split.train)} train, {len(split.validation)} validation, "
@@ -105,17 +103,7 @@ def main(config):
 
     # Build the model inside the strategy's scope, so its variables are distributed.
     with strategy.scope():
-        model = build_mlp(
-            input_dim=train_features.shape[1],
-            num_classes=len(class_names),
-            hidden_units=config.hidden_units,
-            activation=config.activation,
-            initializer=config.initializer,
-            batch_normalization=config.batch_normalization,
-            dropout=config.dropout,
-            l1=config.l1,
-            l2=config.l2,
-        )
+        model = build_model(config, train_features.shape[1], len(class_names))
         optimizer = optimizers.build_optimizer(
             config.optimizer,
             config.learning_rate,
@@ -144,6 +132,61 @@ def main(config):
         f"{metrics['examples_per_second']:.0f} examples/s; outputs in {run.path}"
     )
     return metrics
+
+
+def load_split(config):
+    """The examples of `config.data` and their stratified, seeded train/validation/test split."""
+    from kerastrain import data
+    from kerastrain.data import splits
+
+    examples = data.load_examples(config.data, config.text_column, config.label_column, allow_numeric=True)
+    split = splits.stratified_split(
+        examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
+    )
+    return examples, split
+
+
+def build_model(config, input_dim, num_classes):
+    """The MLP for `input_dim` features, uncompiled."""
+    from kerastrain.models import build_mlp
+
+    return build_mlp(
+        input_dim=input_dim,
+        num_classes=num_classes,
+        hidden_units=config.hidden_units,
+        activation=config.activation,
+        initializer=config.initializer,
+        batch_normalization=config.batch_normalization,
+        dropout=config.dropout,
+        l1=config.l1,
+        l2=config.l2,
+    )
+
+
+def evaluate_checkpoints(config):
+    """The evaluator task of a TF_CONFIG job (sidecar evaluation).
+
+    Waits for the chief's fitted preprocessor, then evaluates each epoch
+    checkpoint the chief writes on the validation split, into
+    `OUTPUT_DIR/evaluator/metrics.csv`.
+
+    Returns:
+        The number of checkpoints evaluated.
+    """
+    from kerastrain import run_folder, sidecar
+
+    run = run_folder.RunFolder(config.output_dir)
+    preprocessor, class_names = sidecar.wait_for_chief(run, config, config.evaluator_timeout)
+    _, split = load_split(config)
+    validation_labels = sidecar.encode_like_chief(split.validation.labels, class_names)
+    validation_features = preprocessor.transform(split.validation.inputs).astype("float32")
+    print(f"kerastrain: evaluator: {len(split.validation)} validation examples; waiting for checkpoints", flush=True)
+
+    from kerastrain import tf_data
+
+    model = build_model(config, validation_features.shape[1], len(class_names))
+    dataset = tf_data.make_dataset(validation_features, validation_labels, config.batch_size)
+    return sidecar.evaluate_checkpoints(model, dataset, run, config.epochs, config.evaluator_timeout)
 
 
 def parse_and_run(argv=None):
