@@ -84,3 +84,22 @@ def test_shipped_tf_config_examples_are_valid(path):
     strategy = "parameter_server" if path.name.startswith("parameter_server") else "multi_worker_mirrored"
     task = cluster.parse_tf_config(path.read_text(), strategy)
     assert path.stem.endswith(f"{task.task_type}{task.task_index}") or path.stem.endswith(task.task_type)
+
+
+def test_an_evaluator_task_is_told_apart_and_left_out_of_the_training_cluster(monkeypatch):
+    with_evaluator = dict(PS_CLUSTER, evaluator=["10.0.0.9:2222"])
+    monkeypatch.setenv("TF_CONFIG", tf_config(with_evaluator, "evaluator", 0))
+    assert cluster.is_evaluator_task("parameter_server")
+    assert not cluster.is_evaluator_task("default")  # TF_CONFIG only matters to multi-worker strategies
+    assert not cluster.writes_outputs("parameter_server")
+    monkeypatch.setenv("TF_CONFIG", tf_config(with_evaluator, "chief", 0))
+    assert not cluster.is_evaluator_task("parameter_server")
+    assert cluster.job_has_evaluator("parameter_server")
+    assert not cluster.job_has_evaluator("parameter_server", local_cluster="workers=2,ps=1")
+    resolver = cluster.training_cluster_resolver(cluster.tf_config_from_environment("parameter_server"))
+    assert resolver.cluster_spec().as_dict() == PS_CLUSTER
+    assert (resolver.task_type, resolver.task_id, resolver.rpc_layer) == ("chief", 0, "grpc")
+    monkeypatch.setenv("TF_CONFIG", tf_config(PS_CLUSTER, "chief", 0))
+    assert not cluster.job_has_evaluator("parameter_server")
+    monkeypatch.setenv("TF_CONFIG", tf_config({"worker": ["a:1", "b:2"], "evaluator": ["c:3"]}, "evaluator", 0))
+    assert cluster.is_evaluator_task("multi_worker_mirrored")

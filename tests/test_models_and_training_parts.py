@@ -610,6 +610,8 @@ def test_standard_callbacks_order_and_options(tmp_path):
     ]
     assert "EarlyStopping" not in names
     assert names[-1] == "TensorBoard"
+    names = [type(callback).__name__ for callback in callbacks.standard_callbacks(run, 100, epoch_checkpoints=True)]
+    assert names[2:4] == ["CSVLogger", "EpochCheckpoint"]
 
 
 def test_standard_callbacks_resume_from_the_best_logged_loss(tmp_path):
