@@ -7,10 +7,10 @@ preprocessor, builds the same model outside any strategy, and evaluates each
 new checkpoint on the validation split, one row per epoch in
 `OUTPUT_DIR/evaluator/metrics.csv`. It trains nothing and writes nothing else.
 
-`keras.utils.SidecarEvaluator` does the same loop but only ever loads the
-latest checkpoint (it skips epochs when evaluation is slower than training),
-knows no epoch numbers and stops only after a fixed number of evaluations;
-hence this small loop.
+`keras.utils.SidecarEvaluator` runs a similar loop, but it always jumps to the
+latest checkpoint (skipping epochs whenever evaluation is slower than
+training), writes no per-epoch table, and stops only at a checkpoint number
+given in advance, not when the chief stops early; hence this small loop.
 """
 
 import csv

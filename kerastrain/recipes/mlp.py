@@ -83,7 +83,7 @@ def main(config):
     training.seed_everything(config.seed)
     environment = training.describe_environment(strategy, policy, jit_compile)
     run.create(config, environment)
-    training.save_preprocessing(run, preprocessor, class_names)
+    training.save_preprocessing(run, preprocessor, class_names)  # a job's evaluator reads them now
     train_features = preprocessor.transform(split.train.inputs).astype("float32")
     print(
         f"kerastrain: {len(split.train)} train, {len(split.validation)} validation, "

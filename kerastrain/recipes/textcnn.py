@@ -90,7 +90,7 @@ def main(config):
     training.seed_everything(config.seed)
     environment = training.describe_environment(strategy, policy, jit_compile)
     run.create(config, environment)
-    training.save_preprocessing(run, features, class_names)
+    training.save_preprocessing(run, features, class_names)  # a job's evaluator reads them now
     print(
         f"kerastrain: {len(split.train)} train, {len(split.validation)} validation, "
         f"{len(split.test)} test examples of {examples.source}; {len(class_names)} classes; "
