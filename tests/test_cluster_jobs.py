@@ -191,6 +191,7 @@ def test_parameter_server_training_survives_a_killed_worker_whose_return_gets_wo
             "returned": cpu_seconds(returned_worker) - cpu_before["returned"],
         }
         assert ps.poll() is None
+        print(f"CPU seconds of the workers while the returned one was up: {cpu_used}")  # shown with -s
     finally:
         job.stop_all()
     assert served_at < epochs - 5, f"the returned worker came up at epoch {served_at} of {epochs}: nothing left to test"
