@@ -1,5 +1,6 @@
 """The edge where NumPy arrays become a `tf.data.Dataset`."""
 
+import dataclasses
 import math
 
 from kerastrain.backend import keras, tf
@@ -54,15 +55,31 @@ def make_dataset(
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def make_training_inputs(strategy, train, validation, batch_size, seed=0):
+@dataclasses.dataclass
+class TrainingInputs:
+    """What `Model.fit` takes for one recipe run.
+
+    Attributes:
+        train: the training data.
+        validation: the validation data.
+        fit_arguments: extra `fit` arguments (steps), empty when none are needed.
+        examples_per_epoch: training examples one epoch goes through.
+    """
+
+    train: object
+    validation: object
+    fit_arguments: dict
+    examples_per_epoch: int
+
+
+def make_training_inputs(strategy, train, validation, batch_size, seed=0, whole_batches=False):
     """What `Model.fit` takes for training and validation under `strategy`.
 
     Under `ParameterServerStrategy` the training data goes through a
     `DatasetCreator`, so that each worker reads its own shard, repeated, and an
     epoch is `ceil(examples / batch_size)` steps over all workers; validation is
     repeated and counted in steps too. Under every other strategy both are
-    plain datasets, which the strategy distributes itself; under
-    `MultiWorkerMirroredStrategy` training leaves out the last partial batch.
+    plain datasets, which the strategy distributes itself.
 
     Args:
         strategy: the `tf.distribute.Strategy` that `fit` runs under.
@@ -70,31 +87,38 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0):
         validation: a tuple `(inputs, labels)` of arrays.
         batch_size: the global batch size.
         seed: seed of the shuffle. Defaults to `0`.
+        whole_batches: leave out the last, partial training batch of each epoch,
+            so that every step has the same shape (XLA compiles a step once per
+            shape). The shuffle changes every epoch, so every example is still
+            seen. Always on under `MultiWorkerMirroredStrategy`, whose workers
+            all-gather sparse gradients and need equal batches; ignored when the
+            training split is smaller than one batch. Defaults to `False`.
 
     Returns:
-        A tuple `(train_input, validation_input, fit_arguments)`, the last a dict
-        of extra `fit` arguments (steps), empty when none are needed.
+        A `TrainingInputs`.
     """
+    train_examples = len(train[1])
     if not isinstance(strategy, tf.distribute.ParameterServerStrategy):
-        # Synchronous workers all-gather sparse (embedding) gradients, which needs
-        # equal batches on every worker: no partial batch. The shuffle changes
-        # every epoch, so every example is still seen.
-        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        return (
-            make_dataset(*train, batch_size, shuffle=True, seed=seed, drop_remainder=multi_worker),
-            make_dataset(*validation, batch_size),
-            {},
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            whole_batches = True
+        whole_batches = whole_batches and train_examples >= batch_size
+        return TrainingInputs(
+            train=make_dataset(*train, batch_size, shuffle=True, seed=seed, drop_remainder=whole_batches),
+            validation=make_dataset(*validation, batch_size),
+            fit_arguments={},
+            examples_per_epoch=train_examples // batch_size * batch_size if whole_batches else train_examples,
         )
 
     def per_worker_dataset(input_context):
         return make_dataset(*train, batch_size, shuffle=True, seed=seed, input_context=input_context, repeat=True)
 
-    fit_arguments = {
-        "steps_per_epoch": math.ceil(len(train[1]) / batch_size),
-        "validation_steps": math.ceil(len(validation[1]) / batch_size),
-    }
-    return (
-        keras.utils.experimental.DatasetCreator(per_worker_dataset),
-        make_dataset(*validation, batch_size, repeat=True),
-        fit_arguments,
+    steps_per_epoch = math.ceil(train_examples / batch_size)
+    return TrainingInputs(
+        train=keras.utils.experimental.DatasetCreator(per_worker_dataset),
+        validation=make_dataset(*validation, batch_size, repeat=True),
+        fit_arguments={
+            "steps_per_epoch": steps_per_epoch,
+            "validation_steps": math.ceil(len(validation[1]) / batch_size),
+        },
+        examples_per_epoch=steps_per_epoch * batch_size,
     )

@@ -63,18 +63,14 @@ def compile_classifier(model, optimizer, steps_per_execution=1, jit_compile=Fals
     return model
 
 
-def fit(model, run, train_input, validation_input, config, train_examples, fit_arguments=None):
+def fit(model, run, inputs, config):
     """Trains with the standard callbacks; resumes if the run was interrupted.
 
     Args:
         model: the compiled model.
         run: the `RunFolder`.
-        train_input: training data, as `tf_data.make_training_inputs` makes it.
-        validation_input: validation data, likewise.
+        inputs: the `tf_data.TrainingInputs` to train and validate on.
         config: the recipe's config.
-        train_examples: number of training examples (one epoch).
-        fit_arguments: extra `fit` arguments, such as steps under a
-            parameter-server strategy. Defaults to `None`.
 
     Returns:
         A dict with `train_seconds`, `epochs_run` (by this call) and
@@ -82,30 +78,48 @@ def fit(model, run, train_input, validation_input, config, train_examples, fit_a
     """
     callbacks = callbacks_lib.standard_callbacks(
         run,
-        examples_per_epoch=train_examples,
+        examples_per_epoch=inputs.examples_per_epoch,
         early_stopping_patience=config.early_stopping_patience,
         tensorboard=config.tensorboard,
     )
     verbose = config.verbose
     if isinstance(model.distribute_strategy, tf.distribute.ParameterServerStrategy) and verbose == 1:
         verbose = 2  # tf-keras has no progress bar under a parameter-server strategy.
+    if model.jit_compile:
+        compile_only_training_step(model)
     start = time.perf_counter()
     model.fit(
-        train_input,
-        validation_data=validation_input,
+        inputs.train,
+        validation_data=inputs.validation,
         epochs=config.epochs,
         callbacks=callbacks,
         verbose=verbose,
-        **(fit_arguments or {}),
+        **inputs.fit_arguments,
     )
     train_seconds = time.perf_counter() - start
     epoch_seconds = callbacks[0].epoch_seconds
-    examples_per_second = train_examples * len(epoch_seconds) / sum(epoch_seconds) if epoch_seconds else 0.0
+    examples = inputs.examples_per_epoch * len(epoch_seconds)
     return {
         "train_seconds": train_seconds,
         "epochs_run": len(epoch_seconds),
-        "examples_per_second": examples_per_second,
+        "examples_per_second": examples / sum(epoch_seconds) if epoch_seconds else 0.0,
     }
+
+
+def compile_only_training_step(model):
+    """Keeps XLA for the training step and runs validation and prediction without it.
+
+    XLA compiles a function once per input shape. The training step runs
+    thousands of times and repays its compilation; validation and prediction
+    run a cheaper forward pass a few times per epoch, and compiling them, again
+    for their last, partial batch, cost more than it saved (on TREC, 2 CPU
+    cores: see the README's speed section). tf-keras has one flag for all three
+    functions, so the training function is built with it on, then it is
+    switched off before the others are built. The private attribute is set
+    directly because the public setter discards the built training function.
+    """
+    model.make_train_function()
+    model._jit_compile = False
 
 
 def local_copy(model):

@@ -96,12 +96,13 @@ def main(config):
         f"{len(split.test)} test examples of {examples.source}; {len(class_names)} classes; "
         f"{policy} on {training.describe_devices(environment)}"
     )
-    train_input, validation_input, fit_arguments = tf_data.make_training_inputs(
+    inputs = tf_data.make_training_inputs(
         strategy,
         train=(features.transform(split.train.inputs), train_labels),
         validation=(features.transform(split.validation.inputs), validation_labels),
         batch_size=config.batch_size,
         seed=config.seed,
+        whole_batches=jit_compile,
     )
     test_dataset = tf_data.make_dataset(features.transform(split.test.inputs), test_labels, config.batch_size)
 
@@ -135,9 +136,7 @@ def main(config):
         training.compile_classifier(model, optimizer, config.steps_per_execution, jit_compile)
 
     # Train, with checkpoints, early stopping and resume.
-    fit_summary = training.fit(
-        model, run, train_input, validation_input, config, len(split.train), fit_arguments
-    )
+    fit_summary = training.fit(model, run, inputs, config)
 
     # Evaluate the best weights on the test split and save everything.
     metrics = training.evaluate_and_save(
