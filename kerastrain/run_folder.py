@@ -23,6 +23,8 @@ BACKUP = "backup"
 MODEL = "model.keras"
 PREPROCESSOR = "preprocessor.joblib"
 CLASSES = "classes.json"
+# The search state of `--tune`, which then trains its best config in the same folder.
+TUNING = "tuning"
 
 
 class RunFolder:
@@ -55,7 +57,7 @@ class RunFolder:
         if os.path.isfile(self.path):
             raise UsageError(f"--output-dir {self.path} is a file. Pass a folder path.")
         if not self.exists(CONFIG):
-            if os.path.isdir(self.path) and os.listdir(self.path):
+            if os.path.isdir(self.path) and set(os.listdir(self.path)) - {TUNING}:
                 raise UsageError(
                     f"--output-dir {self.path} is a non-empty folder without a kerastrain run. "
                     "Pass a new or empty folder."

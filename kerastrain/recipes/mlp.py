@@ -6,6 +6,7 @@ Usage:
     python -m kerastrain.recipes.mlp                       # scikit-learn's digits
     python -m kerastrain.recipes.mlp --data fashion-mnist.csv --hidden-units 512,256
     python -m kerastrain.recipes.mlp --data sms --text-features tfidf
+    python -m kerastrain.recipes.mlp --config recipes/digits_mlp_tune.toml --tune
 
 A CSV with a `--text-column` is read as text and turned into TF-IDF (or count,
 or binary) features; otherwise every column but `--label-column` is a numeric
@@ -34,11 +35,8 @@ def main(config):
     # Setup. Only the pieces that check the run folder and the data come first:
     # TensorFlow takes seconds to import, and `--help` or bad input should not
     # wait for it.
-    from sklearn import preprocessing
-
-    from kerastrain import cluster, data, run_folder
+    from kerastrain import cluster, run_folder
     from kerastrain.data import splits
-    from kerastrain.text_vectorization import TextVectorizer
 
     # In a parameter-server job, worker and ps tasks run this same command: they
     # serve until stopped, and only the chief goes on to train.
@@ -57,9 +55,7 @@ def main(config):
         return run.read_json(run_folder.METRICS)
 
     # Load data: a stratified, seeded train/validation/test split.
-    examples = data.load_examples(
-        config.data, config.text_column, config.label_column, allow_numeric=True
-    )
+    examples = load_examples(config)
     split = splits.stratified_split(
         examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
     )
@@ -67,18 +63,11 @@ def main(config):
 
     # Prepare: bag-of-words features for text, standardized columns for numbers,
     # both fitted on the training split only.
-    if examples.is_text:
-        preprocessor = TextVectorizer(
-            config.text_features, max_tokens=config.max_features, ngram_range=(1, config.ngram_max)
-        )
-    else:
-        preprocessor = preprocessing.StandardScaler()
-    preprocessor.fit(split.train.inputs)
+    preprocessor = fit_preprocessor(config, examples, split.train.inputs)
 
     # TensorFlow starts here. The strategy comes first: it may split the CPU into
     # logical devices, which must happen before anything touches a device.
     from kerastrain import optimizers, precision, strategies, tf_data, training
-    from kerastrain.models import build_mlp
 
     strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
     policy = precision.apply_precision(config.precision, config.strategy)
@@ -86,7 +75,7 @@ def main(config):
     training.seed_everything(config.seed)
     environment = training.describe_environment(strategy, policy, jit_compile)
     run.create(config, environment)
-    train_features = preprocessor.transform(split.train.inputs).astype("float32")
+    train_features = model_inputs(preprocessor, split.train.inputs)
     print(
         f"kerastrain: {len(split.train)} train, {len(split.validation)} validation, "
         f"{len(split.test)} test examples of {examples.source}; {train_features.shape[1]} "
@@ -95,37 +84,17 @@ def main(config):
     inputs = tf_data.make_training_inputs(
         strategy,
         train=(train_features, train_labels),
-        validation=(preprocessor.transform(split.validation.inputs).astype("float32"), validation_labels),
+        validation=(model_inputs(preprocessor, split.validation.inputs), validation_labels),
         batch_size=config.batch_size,
         seed=config.seed,
         whole_batches=jit_compile,
     )
-    test_dataset = tf_data.make_dataset(
-        preprocessor.transform(split.test.inputs).astype("float32"), test_labels, config.batch_size
-    )
+    test_dataset = tf_data.make_dataset(model_inputs(preprocessor, split.test.inputs), test_labels, config.batch_size)
 
     # Build the model inside the strategy's scope, so its variables are distributed.
     with strategy.scope():
-        model = build_mlp(
-            input_dim=train_features.shape[1],
-            num_classes=len(class_names),
-            hidden_units=config.hidden_units,
-            activation=config.activation,
-            initializer=config.initializer,
-            batch_normalization=config.batch_normalization,
-            dropout=config.dropout,
-            l1=config.l1,
-            l2=config.l2,
-        )
-        optimizer = optimizers.build_optimizer(
-            config.optimizer,
-            config.learning_rate,
-            momentum=config.momentum,
-            schedule=config.schedule,
-            decay_steps=config.decay_steps,
-            decay_rate=config.decay_rate,
-            clipnorm=config.clipnorm,
-        )
+        model = build_model(config, preprocessor, len(class_names))
+        optimizer = optimizers.optimizer_from_config(config)
         training.compile_classifier(model, optimizer, config.steps_per_execution, jit_compile)
 
     # Train, with checkpoints, early stopping and resume.
@@ -145,11 +114,66 @@ def main(config):
     return metrics
 
 
+# The recipe's pieces, which `main` calls in order and `--tune` calls for each trial.
+
+
+def load_examples(config):
+    """The labelled texts or numeric rows that `config.data` names."""
+    from kerastrain import data
+
+    return data.load_examples(config.data, config.text_column, config.label_column, allow_numeric=True)
+
+
+def fit_preprocessor(config, examples, train_inputs):
+    """Bag-of-words features for text, standardized columns for numbers, fitted on `train_inputs`."""
+    from sklearn import preprocessing
+
+    from kerastrain.text_vectorization import TextVectorizer
+
+    if examples.is_text:
+        preprocessor = TextVectorizer(
+            config.text_features, max_tokens=config.max_features, ngram_range=(1, config.ngram_max)
+        )
+    else:
+        preprocessor = preprocessing.StandardScaler()
+    return preprocessor.fit(train_inputs)
+
+
+def model_inputs(preprocessor, inputs):
+    """The model's float32 feature matrix for `inputs`."""
+    return preprocessor.transform(inputs).astype("float32")
+
+
+def build_model(config, preprocessor, num_classes):
+    """The MLP, uncompiled, with one input per feature of the fitted `preprocessor`."""
+    from kerastrain.models import build_mlp
+
+    text = hasattr(preprocessor, "vocabulary_size")
+    return build_mlp(
+        input_dim=preprocessor.vocabulary_size if text else preprocessor.n_features_in_,
+        num_classes=num_classes,
+        hidden_units=config.hidden_units,
+        activation=config.activation,
+        initializer=config.initializer,
+        batch_normalization=config.batch_normalization,
+        dropout=config.dropout,
+        l1=config.l1,
+        l2=config.l2,
+    )
+
+
 def parse_and_run(argv=None):
-    config, _ = cli.parse_config(
+    command = cli.parse_command(
         MLPConfig, argv, prog="python -m kerastrain.recipes.mlp", description=__doc__.split("\n")[1]
     )
-    main(config)
+    config = command.config
+    if command.search_space:
+        # Search the [tune] table's values, then train the best config in the same folder.
+        from kerastrain import tuning
+
+        config = tuning.search(config, command.search_space, recipe=sys.modules[__name__])
+    if config is not None:  # None: the folder holds the model of an earlier best config
+        main(config)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Usage:
     python -m kerastrain.recipes.textcnn                  # bundled SMS spam data
     python -m kerastrain.recipes.textcnn --data reviews.csv.gz --epochs 5
     python -m kerastrain.recipes.textcnn --config recipes/sms_textcnn.toml
+    python -m kerastrain.recipes.textcnn --config recipes/sms_textcnn_tune.toml --tune
 
 Supported setups: one CPU or GPU (`--strategy default`), one pinned device
 (`one_device`), and synchronous data parallelism over local GPUs or logical CPUs
@@ -33,9 +34,8 @@ def main(config):
     # Setup. Only the pieces that check the run folder and the data come first:
     # TensorFlow takes seconds to import, and `--help` or bad input should not
     # wait for it.
-    from kerastrain import cluster, data, run_folder
+    from kerastrain import cluster, run_folder
     from kerastrain.data import splits
-    from kerastrain.text_vectorization import TextFeatures, TextVectorizer
 
     # In a parameter-server job, worker and ps tasks run this same command: they
     # serve until stopped, and only the chief goes on to train.
@@ -54,7 +54,7 @@ def main(config):
         return run.read_json(run_folder.METRICS)
 
     # Load data: a stratified, seeded train/validation/test split.
-    examples = data.load_examples(config.data, config.text_column, config.label_column)
+    examples = load_examples(config)
     split = splits.stratified_split(
         examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
     )
@@ -62,28 +62,11 @@ def main(config):
 
     # Prepare: token ids for the convolutions and, optionally, n-gram ids for the
     # linear branch, both fitted on the training texts only.
-    vectorizers = {
-        "tokens": TextVectorizer(
-            "sequences",
-            max_tokens=config.max_tokens,
-            sequence_length=config.sequence_length,
-            min_sequence_length=max(config.kernel_sizes),
-            lowercase=config.lowercase,
-        )
-    }
-    if config.ngram_features:
-        vectorizers["ngrams"] = TextVectorizer(
-            "sequences",
-            max_tokens=config.ngram_features,
-            ngram_range=(1, config.ngram_max),
-            lowercase=config.lowercase,
-        )
-    features = TextFeatures(vectorizers).fit(split.train.inputs)
+    features = fit_preprocessor(config, examples, split.train.inputs)
 
     # TensorFlow starts here. The strategy comes first: it may split the CPU into
     # logical devices, which must happen before anything touches a device.
     from kerastrain import optimizers, precision, strategies, tf_data, training
-    from kerastrain.models import build_textcnn
 
     strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
     policy = precision.apply_precision(config.precision, config.strategy)
@@ -107,32 +90,9 @@ def main(config):
     test_dataset = tf_data.make_dataset(features.transform(split.test.inputs), test_labels, config.batch_size)
 
     # Build the model inside the strategy's scope, so its variables are distributed.
-    tokens = vectorizers["tokens"]
-    ngrams = vectorizers.get("ngrams")
     with strategy.scope():
-        model = build_textcnn(
-            vocabulary_size=tokens.vocabulary_size,
-            sequence_length=tokens.sequence_length_,
-            num_classes=len(class_names),
-            embedding_dim=config.embedding_dim,
-            filters=config.filters,
-            kernel_sizes=config.kernel_sizes,
-            dropout=config.dropout,
-            l2=config.l2,
-            ngram_vocabulary_size=ngrams.vocabulary_size if ngrams else 0,
-            ngram_sequence_length=ngrams.sequence_length_ if ngrams else 0,
-            ngram_embedding_dim=config.ngram_embedding_dim,
-            ngram_weights=ngrams.idf_ if ngrams else None,
-        )
-        optimizer = optimizers.build_optimizer(
-            config.optimizer,
-            config.learning_rate,
-            momentum=config.momentum,
-            schedule=config.schedule,
-            decay_steps=config.decay_steps,
-            decay_rate=config.decay_rate,
-            clipnorm=config.clipnorm,
-        )
+        model = build_model(config, features, len(class_names))
+        optimizer = optimizers.optimizer_from_config(config)
         training.compile_classifier(model, optimizer, config.steps_per_execution, jit_compile)
 
     # Train, with checkpoints, early stopping and resume.
@@ -152,11 +112,83 @@ def main(config):
     return metrics
 
 
+# The recipe's pieces, which `main` calls in order and `--tune` calls for each trial.
+
+
+def load_examples(config):
+    """The labelled texts that `config.data` names."""
+    from kerastrain import data
+
+    return data.load_examples(config.data, config.text_column, config.label_column)
+
+
+def fit_preprocessor(config, examples, train_texts):
+    """Token ids for the convolutions and, optionally, n-gram ids, fitted on `train_texts`.
+
+    Returns:
+        A fitted `TextFeatures` with inputs `"tokens"` and, with
+        `config.ngram_features`, `"ngrams"`.
+    """
+    from kerastrain.text_vectorization import TextFeatures, TextVectorizer
+
+    vectorizers = {
+        "tokens": TextVectorizer(
+            "sequences",
+            max_tokens=config.max_tokens,
+            sequence_length=config.sequence_length,
+            min_sequence_length=max(config.kernel_sizes),
+            lowercase=config.lowercase,
+        )
+    }
+    if config.ngram_features:
+        vectorizers["ngrams"] = TextVectorizer(
+            "sequences",
+            max_tokens=config.ngram_features,
+            ngram_range=(1, config.ngram_max),
+            lowercase=config.lowercase,
+        )
+    return TextFeatures(vectorizers).fit(train_texts)
+
+
+def model_inputs(features, texts):
+    """The model's named inputs for `texts`."""
+    return features.transform(texts)
+
+
+def build_model(config, features, num_classes):
+    """The TextCNN, uncompiled, sized by the fitted `features`."""
+    from kerastrain.models import build_textcnn
+
+    tokens = features.vectorizers["tokens"]
+    ngrams = features.vectorizers.get("ngrams")
+    return build_textcnn(
+        vocabulary_size=tokens.vocabulary_size,
+        sequence_length=tokens.sequence_length_,
+        num_classes=num_classes,
+        embedding_dim=config.embedding_dim,
+        filters=config.filters,
+        kernel_sizes=config.kernel_sizes,
+        dropout=config.dropout,
+        l2=config.l2,
+        ngram_vocabulary_size=ngrams.vocabulary_size if ngrams else 0,
+        ngram_sequence_length=ngrams.sequence_length_ if ngrams else 0,
+        ngram_embedding_dim=config.ngram_embedding_dim,
+        ngram_weights=ngrams.idf_ if ngrams else None,
+    )
+
+
 def parse_and_run(argv=None):
-    config, _ = cli.parse_config(
+    command = cli.parse_command(
         TextCNNConfig, argv, prog="python -m kerastrain.recipes.textcnn", description=__doc__.split("\n")[1]
     )
-    main(config)
+    config = command.config
+    if command.search_space:
+        # Search the [tune] table's values, then train the best config in the same folder.
+        from kerastrain import tuning
+
+        config = tuning.search(config, command.search_space, recipe=sys.modules[__name__])
+    if config is not None:  # None: the folder holds the model of an earlier best config
+        main(config)
 
 
 if __name__ == "__main__":
