@@ -54,7 +54,7 @@ def make_dataset(
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def make_training_inputs(strategy, train, validation, batch_size, seed=0):
+def make_training_inputs(strategy, train, validation, batch_size, seed=0, accumulate_steps=1):
     """What `Model.fit` takes for training and validation under `strategy`.
 
     Under `ParameterServerStrategy` the training data goes through a
@@ -64,33 +64,42 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0):
     plain datasets, which the strategy distributes itself; under
     `MultiWorkerMirroredStrategy` training leaves out the last partial batch.
 
+    With `accumulate_steps > 1` each training batch holds that many batches of
+    `batch_size`, which the model's training step splits into micro-batches
+    again (see `kerastrain.accumulation`); validation batches stay at
+    `batch_size`.
+
     Args:
         strategy: the `tf.distribute.Strategy` that `fit` runs under.
         train: a tuple `(inputs, labels)` of arrays.
         validation: a tuple `(inputs, labels)` of arrays.
         batch_size: the global batch size.
         seed: seed of the shuffle. Defaults to `0`.
+        accumulate_steps: micro-batches per training step. Defaults to `1`.
 
     Returns:
         A tuple `(train_input, validation_input, fit_arguments)`, the last a dict
         of extra `fit` arguments (steps), empty when none are needed.
     """
+    train_batch_size = batch_size * accumulate_steps
     if not isinstance(strategy, tf.distribute.ParameterServerStrategy):
         # Synchronous workers all-gather sparse (embedding) gradients, which needs
         # equal batches on every worker: no partial batch. The shuffle changes
         # every epoch, so every example is still seen.
         multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         return (
-            make_dataset(*train, batch_size, shuffle=True, seed=seed, drop_remainder=multi_worker),
+            make_dataset(*train, train_batch_size, shuffle=True, seed=seed, drop_remainder=multi_worker),
             make_dataset(*validation, batch_size),
             {},
         )
 
     def per_worker_dataset(input_context):
-        return make_dataset(*train, batch_size, shuffle=True, seed=seed, input_context=input_context, repeat=True)
+        return make_dataset(
+            *train, train_batch_size, shuffle=True, seed=seed, input_context=input_context, repeat=True
+        )
 
     fit_arguments = {
-        "steps_per_epoch": math.ceil(len(train[1]) / batch_size),
+        "steps_per_epoch": math.ceil(len(train[1]) / train_batch_size),
         "validation_steps": math.ceil(len(validation[1]) / batch_size),
     }
     return (

@@ -77,7 +77,7 @@ def main(config):
 
     # TensorFlow starts here. The strategy comes first: it may split the CPU into
     # logical devices, which must happen before anything touches a device.
-    from kerastrain import optimizers, precision, strategies, tf_data, training
+    from kerastrain import accumulation, optimizers, precision, strategies, tf_data, training
     from kerastrain.models import build_mlp
 
     strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
@@ -98,6 +98,7 @@ def main(config):
         validation=(preprocessor.transform(split.validation.inputs).astype("float32"), validation_labels),
         batch_size=config.batch_size,
         seed=config.seed,
+        accumulate_steps=config.accumulate_steps,
     )
     test_dataset = tf_data.make_dataset(
         preprocessor.transform(split.test.inputs).astype("float32"), test_labels, config.batch_size
@@ -116,6 +117,8 @@ def main(config):
             l1=config.l1,
             l2=config.l2,
         )
+        # With --accumulate-steps N, one update averages N micro-batches' gradients.
+        model = accumulation.with_gradient_accumulation(model, config.accumulate_steps)
         optimizer = optimizers.build_optimizer(
             config.optimizer,
             config.learning_rate,

@@ -82,7 +82,7 @@ def main(config):
 
     # TensorFlow starts here. The strategy comes first: it may split the CPU into
     # logical devices, which must happen before anything touches a device.
-    from kerastrain import optimizers, precision, strategies, tf_data, training
+    from kerastrain import accumulation, optimizers, precision, strategies, tf_data, training
     from kerastrain.models import build_textcnn
 
     strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
@@ -102,6 +102,7 @@ def main(config):
         validation=(features.transform(split.validation.inputs), validation_labels),
         batch_size=config.batch_size,
         seed=config.seed,
+        accumulate_steps=config.accumulate_steps,
     )
     test_dataset = tf_data.make_dataset(features.transform(split.test.inputs), test_labels, config.batch_size)
 
@@ -123,6 +124,8 @@ def main(config):
             ngram_embedding_dim=config.ngram_embedding_dim,
             ngram_weights=ngrams.idf_ if ngrams else None,
         )
+        # With --accumulate-steps N, one update averages N micro-batches' gradients.
+        model = accumulation.with_gradient_accumulation(model, config.accumulate_steps)
         optimizer = optimizers.build_optimizer(
             config.optimizer,
             config.learning_rate,
