@@ -27,9 +27,11 @@ carry gradients from one step to the next, means:
 - the step has no data-dependent branch, so XLA and `steps_per_execution` work
   as before.
 
-The price is that the input of a whole step (not its activations) is held in
-memory at once. Layers with batch statistics (`BatchNormalization`) see
-micro-batches, and update their moving averages once per micro-batch.
+The price: the input of a whole step (not its activations) is held in memory
+at once, and the step's graph holds `accumulate_steps` copies of the forward
+and backward pass, so tracing and XLA compilation take longer as it grows.
+Layers with batch statistics (`BatchNormalization`) see micro-batches, and
+update their moving averages once per micro-batch.
 """
 
 from kerastrain.backend import keras, tf

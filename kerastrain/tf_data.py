@@ -3,6 +3,7 @@
 import math
 
 from kerastrain.backend import keras, tf
+from kerastrain.errors import UsageError
 
 
 def make_dataset(
@@ -80,6 +81,10 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0, accumu
     Returns:
         A tuple `(train_input, validation_input, fit_arguments)`, the last a dict
         of extra `fit` arguments (steps), empty when none are needed.
+
+    Raises:
+        UsageError: under `MultiWorkerMirroredStrategy`, if one training step
+            needs more examples than there are.
     """
     train_batch_size = batch_size * accumulate_steps
     if not isinstance(strategy, tf.distribute.ParameterServerStrategy):
@@ -87,6 +92,12 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0, accumu
         # equal batches on every worker: no partial batch. The shuffle changes
         # every epoch, so every example is still seen.
         multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        if multi_worker and len(train[1]) < train_batch_size:
+            raise UsageError(
+                f"--batch-size {batch_size} x --accumulate-steps {accumulate_steps} is more than the "
+                f"{len(train[1])} training examples, and multi_worker_mirrored leaves out a partial step, "
+                "so no step would run. Lower --batch-size or --accumulate-steps."
+            )
         return (
             make_dataset(*train, train_batch_size, shuffle=True, seed=seed, drop_remainder=multi_worker),
             make_dataset(*validation, batch_size),

@@ -12,9 +12,9 @@ from kerastrain import accumulation, config as config_lib, tf_data
 from kerastrain.backend import keras, tf
 from kerastrain.models import build_mlp
 
-# Trains a small dense model twice under a strategy: accumulating 4 micro-batches
-# per update, and plainly on batches 4 times larger; prints the largest weight
-# difference and both update counts. In a subprocess: logical CPU devices must
+# Trains a small dense model and a small embedding model twice each under a
+# strategy: accumulating 4 micro-batches per update, and plainly on batches 4
+# times larger; prints the largest weight difference and both update counts. In a subprocess: logical CPU devices must
 # be configured before TensorFlow starts.
 EQUIVALENCE_SCRIPT = """
 import json, sys
@@ -29,23 +29,35 @@ generator = np.random.default_rng(0)
 features = generator.normal(size=(90, 6)).astype("float32")
 labels = generator.integers(0, 3, 90)
 
-def train(accumulate_steps):
+tokens = generator.integers(0, 30, size=(90, 5)).astype("int32")
+
+def dense_model():
+    return build_mlp(6, 3, hidden_units=(8,))
+
+def embedding_model():  # sparse (IndexedSlices) gradients
+    inputs = keras.Input(shape=(5,), dtype="int32")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(30, 4)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(pooled))
+
+def train(build, inputs, accumulate_steps):
     keras.utils.set_random_seed(1)
     with strategy.scope():
-        model = accumulation.with_gradient_accumulation(build_mlp(6, 3, hidden_units=(8,)), accumulate_steps)
+        model = accumulation.with_gradient_accumulation(build(), accumulate_steps)
         model.compile(keras.optimizers.SGD(0.2), "sparse_categorical_crossentropy", steps_per_execution=2)
-    dataset = tf.data.Dataset.from_tensor_slices((features, labels)).batch(32)
+    dataset = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(32)
     model.fit(dataset, epochs=2, verbose=0)
-    return model.get_weights(), int(model.optimizer.iterations.numpy()), model.distribute_strategy
+    return model.get_weights(), int(model.optimizer.iterations.numpy())
 
-accumulated, accumulated_updates, used = train(4)
-plain, plain_updates, _ = train(1)
-print(json.dumps({
-    "difference": max(float(np.abs(a - b).max()) for a, b in zip(accumulated, plain)),
-    "moved": max(float(np.abs(a).max()) for a in accumulated),
-    "updates": [accumulated_updates, plain_updates],
-    "replicas": used.num_replicas_in_sync,
-}))
+outcome = {"replicas": strategy.num_replicas_in_sync}
+for name, build, inputs in [("dense", dense_model, features), ("embedding", embedding_model, tokens)]:
+    accumulated, accumulated_updates = train(build, inputs, 4)
+    plain, plain_updates = train(build, inputs, 1)
+    outcome[name] = {
+        "difference": max(float(np.abs(a - b).max()) for a, b in zip(accumulated, plain)),
+        "moved": max(float(np.abs(a).max()) for a in accumulated),
+        "updates": [accumulated_updates, plain_updates],
+    }
+print(json.dumps(outcome))
 """
 
 
@@ -147,9 +159,10 @@ def test_mirrored_accumulation_on_two_logical_cpus_equals_a_large_batch():
     # Each replica accumulates its half of every micro-batch; the optimizer sums
     # the replicas' accumulated gradients once.
     assert outcome["replicas"] == 2
-    assert outcome["moved"] > 0 and outcome["difference"] < 1e-6
-    # 90 examples in steps of 32: 3 updates an epoch, 2 epochs, with or without accumulation.
-    assert outcome["updates"] == [6, 6]
+    for model in ("dense", "embedding"):
+        assert outcome[model]["moved"] > 0 and outcome[model]["difference"] < 1e-6, model
+        # 90 examples in steps of 32: 3 updates an epoch, 2 epochs, with or without accumulation.
+        assert outcome[model]["updates"] == [6, 6], model
 
 
 class StopAfterEpoch(keras.callbacks.Callback):
@@ -277,6 +290,35 @@ def test_parameter_server_workers_each_apply_their_accumulated_steps(tmp_path):
     # An epoch is ceil(1257 / (2 * 32)) = 20 updates, whichever worker runs each.
     assert "20/20 - " in result.stdout
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 1
+
+
+MULTI_WORKER_SCRIPT = """
+from kerastrain.backend import tf
+from kerastrain import tf_data
+from kerastrain.errors import UsageError
+import numpy as np
+strategy = tf.distribute.MultiWorkerMirroredStrategy()  # one local worker without TF_CONFIG
+data = (np.zeros((50, 3), np.float32), np.zeros(50, np.int64))
+steps = len(list(tf_data.make_training_inputs(strategy, data, data, 16, accumulate_steps=3)[0]))
+try:
+    tf_data.make_training_inputs(strategy, data, data, 16, accumulate_steps=4)
+except UsageError as error:
+    print(steps, error)
+"""
+
+
+def test_multi_worker_steps_larger_than_the_data_are_refused():
+    result = subprocess.run(
+        [sys.executable, "-c", MULTI_WORKER_SCRIPT],
+        capture_output=True, text=True, timeout=120, cwd=REPO, env=environment_without_tf_config(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    # 50 examples: one whole step of 3 x 16 = 48 (the partial step left out), none of 4 x 16 = 64.
+    assert result.stdout.strip().splitlines()[-1] == (
+        "1 --batch-size 16 x --accumulate-steps 4 is more than the 50 training examples, and "
+        "multi_worker_mirrored leaves out a partial step, so no step would run. "
+        "Lower --batch-size or --accumulate-steps."
+    )
 
 
 def test_accumulate_steps_zero_is_a_one_line_error():
