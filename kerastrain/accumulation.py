@@ -71,13 +71,14 @@ class GradientAccumulationModel(keras.Model):
 
     def train_step(self, data):
         inputs, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        examples = tf.shape(tf.nest.flatten(targets)[0])[0]
+        examples = batch_length(inputs)
         size = (examples + self.accumulate_steps - 1) // self.accumulate_steps
         total = None
         metrics = {}
         for index in range(self.accumulate_steps):
             # The next micro-batch starts once the previous one's gradients are
-            # done, so only one micro-batch's activations are alive at a time.
+            # done, so TensorFlow's executor does not hold several micro-batches'
+            # activations at once (under XLA the compiler orders the step).
             with tf.control_dependencies(flat_tensors(total)):
                 part = micro_batch((inputs, targets, sample_weight), index * size, size)
             part_inputs, part_targets, part_weight = part
@@ -88,7 +89,7 @@ class GradientAccumulationModel(keras.Model):
             gradients = [
                 gradient for gradient, _ in self.optimizer.compute_gradients(loss, self.trainable_variables, tape)
             ]
-            share = micro_batch_share(tf.shape(tf.nest.flatten(part_targets)[0])[0], examples, self.accumulate_steps)
+            share = micro_batch_share(batch_length(part_inputs), examples, self.accumulate_steps)
             gradients = [scale_gradient(gradient, share) for gradient in gradients]
             total = gradients if total is None else [add_gradients(a, b) for a, b in zip(total, gradients)]
             metrics = self.compute_metrics(part_inputs, part_targets, predictions, part_weight)
@@ -126,6 +127,11 @@ def plain_model(model):
         return model
     with model.distribute_strategy.scope():
         return keras.Model(model.inputs, model.outputs, name=model.name)
+
+
+def batch_length(inputs):
+    """The number of examples in a batch of `inputs` (a tensor or a structure of them)."""
+    return tf.shape(tf.nest.flatten(inputs)[0])[0]
 
 
 def micro_batch(structure, start, size):
