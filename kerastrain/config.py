@@ -60,6 +60,12 @@ class TrainingConfig:
     batch_size: int = field(
         64, "Global batch size: the same under every strategy.", minimum=1
     )
+    accumulate_steps: int = field(
+        1,
+        "Average the gradients of this many micro-batches of --batch-size per optimizer "
+        "update (effective batch: N x --batch-size).",
+        minimum=1,
+    )
     optimizer: str = field("adam", "Optimizer.", choices=OPTIMIZERS)
     learning_rate: float = field(1e-3, "Initial learning rate.", minimum=1e-12)
     momentum: float = field(

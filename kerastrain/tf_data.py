@@ -4,6 +4,7 @@ import dataclasses
 import math
 
 from kerastrain.backend import keras, tf
+from kerastrain.errors import UsageError
 
 
 def make_dataset(
@@ -72,7 +73,7 @@ class TrainingInputs:
     examples_per_epoch: int
 
 
-def make_training_inputs(strategy, train, validation, batch_size, seed=0, whole_batches=False):
+def make_training_inputs(strategy, train, validation, batch_size, seed=0, whole_batches=False, accumulate_steps=1):
     """What `Model.fit` takes for training and validation under `strategy`.
 
     Under `ParameterServerStrategy` the training data goes through a
@@ -80,6 +81,11 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0, whole_
     epoch is `ceil(examples / batch_size)` steps over all workers; validation is
     repeated and counted in steps too. Under every other strategy both are
     plain datasets, which the strategy distributes itself.
+
+    With `accumulate_steps > 1` each training batch holds that many batches of
+    `batch_size`, which the model's training step splits into micro-batches
+    again (see `kerastrain.accumulation`); validation batches stay at
+    `batch_size`.
 
     Args:
         strategy: the `tf.distribute.Strategy` that `fit` runs under.
@@ -93,26 +99,40 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0, whole_
             seen. Always on under `MultiWorkerMirroredStrategy`, whose workers
             all-gather sparse gradients and need equal batches; ignored when the
             training split is smaller than one batch. Defaults to `False`.
+        accumulate_steps: micro-batches per training step. Defaults to `1`.
 
     Returns:
         A `TrainingInputs`.
+
+    Raises:
+        UsageError: under `MultiWorkerMirroredStrategy`, if one training step
+            needs more examples than there are.
     """
     train_examples = len(train[1])
+    step_batch_size = batch_size * accumulate_steps
     if not isinstance(strategy, tf.distribute.ParameterServerStrategy):
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            if train_examples < step_batch_size:
+                raise UsageError(
+                    f"--batch-size {batch_size} x --accumulate-steps {accumulate_steps} is more than the "
+                    f"{train_examples} training examples, and multi_worker_mirrored leaves out a partial step, "
+                    "so no step would run. Lower --batch-size or --accumulate-steps."
+                )
             whole_batches = True
-        whole_batches = whole_batches and train_examples >= batch_size
+        whole_batches = whole_batches and train_examples >= step_batch_size
         return TrainingInputs(
-            train=make_dataset(*train, batch_size, shuffle=True, seed=seed, drop_remainder=whole_batches),
+            train=make_dataset(*train, step_batch_size, shuffle=True, seed=seed, drop_remainder=whole_batches),
             validation=make_dataset(*validation, batch_size),
             fit_arguments={},
-            examples_per_epoch=train_examples // batch_size * batch_size if whole_batches else train_examples,
+            examples_per_epoch=train_examples // step_batch_size * step_batch_size if whole_batches else train_examples,
         )
 
     def per_worker_dataset(input_context):
-        return make_dataset(*train, batch_size, shuffle=True, seed=seed, input_context=input_context, repeat=True)
+        return make_dataset(
+            *train, step_batch_size, shuffle=True, seed=seed, input_context=input_context, repeat=True
+        )
 
-    steps_per_epoch = math.ceil(train_examples / batch_size)
+    steps_per_epoch = math.ceil(train_examples / step_batch_size)
     return TrainingInputs(
         train=keras.utils.experimental.DatasetCreator(per_worker_dataset),
         validation=make_dataset(*validation, batch_size, repeat=True),
@@ -120,5 +140,5 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0, whole_
             "steps_per_epoch": steps_per_epoch,
             "validation_steps": math.ceil(len(validation[1]) / batch_size),
         },
-        examples_per_epoch=steps_per_epoch * batch_size,
+        examples_per_epoch=steps_per_epoch * step_batch_size,
     )

@@ -6,7 +6,7 @@ import time
 import joblib
 
 from kerastrain import callbacks as callbacks_lib
-from kerastrain import evaluation, run_folder
+from kerastrain import accumulation, evaluation, run_folder
 from kerastrain.backend import keras, tf
 
 
@@ -147,6 +147,7 @@ def evaluate_and_save(model, run, preprocessor, class_names, test_dataset, test_
     """
     if run.exists(run_folder.BEST_WEIGHTS):
         model.load_weights(run.file(run_folder.BEST_WEIGHTS))
+    model = accumulation.plain_model(model)  # saved without its training step
     if isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
         model = local_copy(model)
     results = evaluation.evaluate(model, test_dataset, test_label_ids, class_names)

@@ -67,7 +67,7 @@ def main(config):
 
     # TensorFlow starts here. The strategy comes first: it may split the CPU into
     # logical devices, which must happen before anything touches a device.
-    from kerastrain import optimizers, precision, strategies, tf_data, training
+    from kerastrain import accumulation, optimizers, precision, strategies, tf_data, training
 
     strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
     policy = precision.apply_precision(config.precision, config.strategy)
@@ -88,12 +88,15 @@ def main(config):
         batch_size=config.batch_size,
         seed=config.seed,
         whole_batches=jit_compile,
+        accumulate_steps=config.accumulate_steps,
     )
     test_dataset = tf_data.make_dataset(model_inputs(preprocessor, split.test.inputs), test_labels, config.batch_size)
 
     # Build the model inside the strategy's scope, so its variables are distributed.
     with strategy.scope():
         model = build_model(config, preprocessor, len(class_names))
+        # With --accumulate-steps N, one update averages N micro-batches' gradients.
+        model = accumulation.with_gradient_accumulation(model, config.accumulate_steps)
         optimizer = optimizers.optimizer_from_config(config)
         training.compile_classifier(model, optimizer, config.steps_per_execution, jit_compile)
 
