@@ -54,6 +54,26 @@ def make_dataset(
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
+def steps_per_epoch(strategy, examples, batch_size):
+    """Training steps (optimizer updates) in one epoch under `strategy`.
+
+    Every strategy takes `ceil(examples / batch_size)` steps, except
+    `MultiWorkerMirroredStrategy`, which leaves out the last partial batch (see
+    `make_training_inputs`).
+
+    Args:
+        strategy: the `tf.distribute.Strategy` that `fit` runs under.
+        examples: number of training examples.
+        batch_size: the global batch size.
+
+    Returns:
+        An int.
+    """
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return examples // batch_size
+    return math.ceil(examples / batch_size)
+
+
 def make_training_inputs(strategy, train, validation, batch_size, seed=0):
     """What `Model.fit` takes for training and validation under `strategy`.
 
@@ -90,7 +110,7 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0):
         return make_dataset(*train, batch_size, shuffle=True, seed=seed, input_context=input_context, repeat=True)
 
     fit_arguments = {
-        "steps_per_epoch": math.ceil(len(train[1]) / batch_size),
+        "steps_per_epoch": steps_per_epoch(strategy, len(train[1]), batch_size),
         "validation_steps": math.ceil(len(validation[1]) / batch_size),
     }
     return (

@@ -6,7 +6,7 @@ import time
 import joblib
 
 from kerastrain import callbacks as callbacks_lib
-from kerastrain import evaluation, run_folder
+from kerastrain import evaluation, run_folder, tf_data
 from kerastrain.backend import keras, tf
 
 
@@ -77,8 +77,9 @@ def fit(model, run, train_input, validation_input, config, train_examples, fit_a
             parameter-server strategy. Defaults to `None`.
 
     Returns:
-        A dict with `train_seconds`, `epochs_run` (by this call) and
-        `examples_per_second`.
+        A dict with `train_seconds`, `epochs_run` (by this call),
+        `examples_per_second`, `train_examples` and `steps_per_epoch` (the
+        optimizer's steps in one epoch, which learning-rate schedules count).
     """
     callbacks = callbacks_lib.standard_callbacks(
         run,
@@ -105,6 +106,8 @@ def fit(model, run, train_input, validation_input, config, train_examples, fit_a
         "train_seconds": train_seconds,
         "epochs_run": len(epoch_seconds),
         "examples_per_second": examples_per_second,
+        "train_examples": int(train_examples),
+        "steps_per_epoch": tf_data.steps_per_epoch(model.distribute_strategy, train_examples, config.batch_size),
     }
 
 
@@ -121,12 +124,25 @@ def local_copy(model):
     return copy
 
 
-def evaluate_and_save(model, run, preprocessor, class_names, test_dataset, test_label_ids, fit_summary):
+def evaluate_and_save(
+    model, run, preprocessor, class_names, test_dataset, test_label_ids, fit_summary, baseline=None
+):
     """Restores the best weights, evaluates on the test split and writes the run's outputs.
 
     Writes `model.keras`, `preprocessor.joblib`, `classes.json`,
     `classification_report.txt`, `confusion_matrix.png` and, last (it marks the
     run finished), `metrics.json`.
+
+    Args:
+        model: the trained model.
+        run: the `RunFolder`.
+        preprocessor: the fitted vectorizer or scaler, saved for prediction.
+        class_names: the class names, in output order.
+        test_dataset: the test split as a `tf.data.Dataset`, not shuffled.
+        test_label_ids: the test split's class ids, in dataset order.
+        fit_summary: the dict that `fit` returned.
+        baseline: the dict of `kerastrain.baseline.fit_and_score`, stored under
+            `"baseline"`; left out when `None`. Defaults to `None`.
 
     Returns:
         The metrics dict written to `metrics.json`.
@@ -150,6 +166,8 @@ def evaluate_and_save(model, run, preprocessor, class_names, test_dataset, test_
         "epochs": int(len(history)),
         **fit_summary,
     }
+    if baseline is not None:
+        metrics["baseline"] = baseline
     run.write_json(run_folder.METRICS, metrics)
     return metrics
 
