@@ -14,6 +14,7 @@ import numpy as np
 from sklearn import exceptions, linear_model, pipeline, preprocessing
 from sklearn import metrics as sklearn_metrics
 from sklearn.feature_extraction import text as text_features
+from threadpoolctl import threadpool_limits
 
 MAX_ITERATIONS = 1000
 
@@ -60,12 +61,14 @@ def fit_and_score(split, train_label_ids, test_label_ids, num_classes):
     """
     name, model = build_baseline(split.train.is_text)
     start = time.perf_counter()
-    with warnings.catch_warnings():
+    # The solver's vector operations are too small to share among BLAS threads:
+    # on a busy 2-core machine one thread fitted 1,400 SMS in 0.09 s, two in 4.3 s.
+    with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
         # Reported as `converged` instead: a warning would only interrupt the run's log.
         warnings.simplefilter("ignore", exceptions.ConvergenceWarning)
         model.fit(split.train.inputs, train_label_ids)
-    train_seconds = time.perf_counter() - start
-    predicted = model.predict(split.test.inputs)
+        train_seconds = time.perf_counter() - start
+        predicted = model.predict(split.test.inputs)
     test_label_ids = np.asarray(test_label_ids)
     iterations = np.max(model[-1].n_iter_)
     return {

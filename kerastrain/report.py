@@ -27,8 +27,8 @@ main { max-width: 1080px; margin: 0 auto; padding: 24px 32px 48px; background: #
 h1 { font-size: 1.6em; margin: 0 0 4px; }
 h2 { font-size: 1.2em; margin: 32px 0 8px; padding-bottom: 4px; border-bottom: 1px solid #d0d7de; }
 .subtitle { color: #59636e; margin: 0 0 16px; }
-.cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 16px 0; }
-.card { border: 1px solid #d0d7de; border-radius: 6px; padding: 8px 14px; min-width: 110px; }
+.cards { display: flex; flex-wrap: wrap; gap: 10px; margin: 16px 0; }
+.card { flex: 1 1 0; min-width: 96px; border: 1px solid #d0d7de; border-radius: 6px; padding: 8px 12px; }
 .card .value { font-size: 1.35em; font-weight: 600; }
 .card .name { color: #59636e; font-size: 0.85em; }
 table { border-collapse: collapse; margin: 8px 0; font-size: 0.92em; }
@@ -40,7 +40,7 @@ pre { background: #f6f8fa; border: 1px solid #d0d7de; border-radius: 6px; paddin
       overflow-x: auto; font-size: 0.88em; }
 img { max-width: 100%; height: auto; display: block; margin: 8px 0; }
 .pair { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
-.pair > div { flex: 1 1 420px; min-width: 0; }
+.pair > * { flex: 1 1 420px; min-width: 0; }
 .note { color: #59636e; font-size: 0.9em; }
 """
 
@@ -91,8 +91,10 @@ def build_report(run):
         learning_rate_section(config, metrics, len(history)),
         throughput_section(history, environment),
         trials_section(run),
-        key_value_section("config", "Config", config),
-        key_value_section("environment", "Environment", describe_environment(environment)),
+        side_by_side(
+            key_value_section("config", "Config", config),
+            key_value_section("environment", "Environment", describe_environment(environment)),
+        ),
     ]
     body = "\n".join(section for section in sections if section)
     return (
@@ -273,6 +275,11 @@ def key_value_section(section_id, title, values):
         return ""
     rows = [[key, format_cell(value)] for key, value in values.items()]
     return f'<section id="{section_id}">\n<h2>{escape(title)}</h2>\n{html_table(["name", "value"], rows)}\n</section>'
+
+
+def side_by_side(*parts):
+    parts = [part for part in parts if part]
+    return '<div class="pair">\n' + "\n".join(parts) + "\n</div>" if parts else ""
 
 
 def describe_environment(environment):
