@@ -40,7 +40,7 @@ def main():
     parser.add_argument("run_dir", nargs="?", help="A finished run; without it a small TextCNN run is trained.")
     parser.add_argument("--output", default=str(REPO / "docs" / "images" / "report.png"))
     parser.add_argument("--width", type=int, default=1100, help="Browser window width in pixels.")
-    parser.add_argument("--height", type=int, default=1500, help="Height of the page's top part to show.")
+    parser.add_argument("--height", type=int, default=1440, help="Height of the page's top part to show.")
     arguments = parser.parse_args()
     chromium = find_chromium()
     run_dir = arguments.run_dir
