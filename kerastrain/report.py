@@ -256,7 +256,12 @@ def throughput_section(history, environment):
 def trials_section(run):
     if not run.exists(run_folder.TRIALS):
         return ""
-    trials = pd.read_csv(run.file(run_folder.TRIALS))
+    try:
+        trials = pd.read_csv(run.file(run_folder.TRIALS))
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
+        # Written by a search that may still be running: a report must not fail on it.
+        message = f"{run_folder.TRIALS} could not be read ({error})."
+        return f'<section id="trials">\n<h2>Hyperparameter trials</h2>\n<p class="note">{escape(message)}</p>\n</section>'
     if "val_loss" in trials:
         trials = trials.sort_values("val_loss", na_position="last", kind="stable")
     columns = [str(column) for column in trials.columns]

@@ -136,6 +136,14 @@ def test_trials_table_lists_the_best_trial_first(finished_textcnn_run, tmp_path)
     assert body[0][0] and not any(row[0] for row in body[1:])  # only the best row is marked
 
 
+def test_an_empty_trials_file_is_named_in_the_page_not_raised(finished_textcnn_run, tmp_path):
+    run_dir = copy_run(finished_textcnn_run[0], tmp_path / "tuning_started")
+    (run_dir / "tuning").mkdir()
+    (run_dir / run_folder.TRIALS).write_text("")
+    page = open(report.write_report(run_dir)).read()
+    assert "tuning/trials.csv could not be read" in page
+
+
 def test_learning_rates_are_those_the_optimizer_used(tmp_path):
     from kerastrain import optimizers, tf_data, training
     from kerastrain.backend import keras, tf
