@@ -86,7 +86,7 @@ def build_report(run):
     sections = [
         summary_section(name, config, environment, metrics),
         curves_section(run, history),
-        test_section(run),
+        evaluation_section(run),
         baseline_section(metrics),
         learning_rate_section(config, metrics, len(history)),
         throughput_section(history, environment),
@@ -150,7 +150,7 @@ def curves_section(run, history):
     )
 
 
-def test_section(run):
+def evaluation_section(run):
     parts = []
     if run.exists("classification_report.txt"):
         with open(run.file("classification_report.txt")) as file:

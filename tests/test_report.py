@@ -196,7 +196,7 @@ def test_baseline_on_numeric_features_scales_them(digits_csv):
     assert type(pipeline[0]).__name__ == "StandardScaler"
 
 
-def test_baseline_on_text_uses_tfidf(sms_sample_csv):
+def test_baseline_on_text_uses_tfidf():
     name, pipeline = baseline.build_baseline(is_text=True)
     assert "TF-IDF" in name and type(pipeline[0]).__name__ == "TfidfVectorizer"
     assert pipeline[0].ngram_range == (1, 2)
