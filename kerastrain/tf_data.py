@@ -65,12 +65,15 @@ class TrainingInputs:
         validation: the validation data.
         fit_arguments: extra `fit` arguments (steps), empty when none are needed.
         examples_per_epoch: training examples one epoch goes through.
+        steps_per_epoch: optimizer updates in one epoch, which learning-rate
+            schedules count.
     """
 
     train: object
     validation: object
     fit_arguments: dict
     examples_per_epoch: int
+    steps_per_epoch: int
 
 
 def make_training_inputs(strategy, train, validation, batch_size, seed=0, whole_batches=False, accumulate_steps=1):
@@ -120,11 +123,18 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0, whole_
                 )
             whole_batches = True
         whole_batches = whole_batches and train_examples >= step_batch_size
+        if whole_batches:
+            steps_per_epoch = train_examples // step_batch_size
+            examples_per_epoch = steps_per_epoch * step_batch_size
+        else:
+            steps_per_epoch = math.ceil(train_examples / step_batch_size)
+            examples_per_epoch = train_examples
         return TrainingInputs(
             train=make_dataset(*train, step_batch_size, shuffle=True, seed=seed, drop_remainder=whole_batches),
             validation=make_dataset(*validation, batch_size),
             fit_arguments={},
-            examples_per_epoch=train_examples // step_batch_size * step_batch_size if whole_batches else train_examples,
+            examples_per_epoch=examples_per_epoch,
+            steps_per_epoch=steps_per_epoch,
         )
 
     def per_worker_dataset(input_context):
@@ -141,4 +151,5 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0, whole_
             "validation_steps": math.ceil(len(validation[1]) / batch_size),
         },
         examples_per_epoch=steps_per_epoch * step_batch_size,
+        steps_per_epoch=steps_per_epoch,
     )

@@ -73,8 +73,10 @@ def fit(model, run, inputs, config):
         config: the recipe's config.
 
     Returns:
-        A dict with `train_seconds`, `epochs_run` (by this call) and
-        `examples_per_second`.
+        A dict with `train_seconds`, `epochs_run` (by this call),
+        `examples_per_second`, `train_examples` (one epoch's) and
+        `steps_per_epoch` (the optimizer's updates in one epoch, which
+        learning-rate schedules count).
     """
     callbacks = callbacks_lib.standard_callbacks(
         run,
@@ -103,6 +105,8 @@ def fit(model, run, inputs, config):
         "train_seconds": train_seconds,
         "epochs_run": len(epoch_seconds),
         "examples_per_second": examples / sum(epoch_seconds) if epoch_seconds else 0.0,
+        "train_examples": inputs.examples_per_epoch,
+        "steps_per_epoch": inputs.steps_per_epoch,
     }
 
 
@@ -135,12 +139,25 @@ def local_copy(model):
     return copy
 
 
-def evaluate_and_save(model, run, preprocessor, class_names, test_dataset, test_label_ids, fit_summary):
+def evaluate_and_save(
+    model, run, preprocessor, class_names, test_dataset, test_label_ids, fit_summary, baseline=None
+):
     """Restores the best weights, evaluates on the test split and writes the run's outputs.
 
     Writes `model.keras`, `preprocessor.joblib`, `classes.json`,
     `classification_report.txt`, `confusion_matrix.png` and, last (it marks the
     run finished), `metrics.json`.
+
+    Args:
+        model: the trained model.
+        run: the `RunFolder`.
+        preprocessor: the fitted vectorizer or scaler, saved for prediction.
+        class_names: the class names, in output order.
+        test_dataset: the test split as a `tf.data.Dataset`, not shuffled.
+        test_label_ids: the test split's class ids, in dataset order.
+        fit_summary: the dict that `fit` returned.
+        baseline: the dict of `kerastrain.baseline.fit_and_score`, stored under
+            `"baseline"`; left out when `None`. Defaults to `None`.
 
     Returns:
         The metrics dict written to `metrics.json`.
@@ -165,6 +182,8 @@ def evaluate_and_save(model, run, preprocessor, class_names, test_dataset, test_
         "epochs": int(len(history)),
         **fit_summary,
     }
+    if baseline is not None:
+        metrics["baseline"] = baseline
     run.write_json(run_folder.METRICS, metrics)
     return metrics
 

@@ -466,6 +466,7 @@ def test_training_inputs_keep_the_partial_batch_by_default():
     )
     assert sorted(batch_sizes(inputs.train)) == [2, 4, 4]
     assert inputs.examples_per_epoch == 10
+    assert inputs.steps_per_epoch == 3
     assert inputs.fit_arguments == {}
 
 
@@ -476,6 +477,7 @@ def test_training_inputs_with_whole_batches_leave_out_the_partial_one():
     )  # fmt: skip
     assert batch_sizes(inputs.train) == [4, 4]
     assert inputs.examples_per_epoch == 8
+    assert inputs.steps_per_epoch == 2
     assert batch_sizes(inputs.validation) == [3]
 
 

@@ -66,7 +66,7 @@ def main(config):
 
     # TensorFlow starts here. The strategy comes first: it may split the CPU into
     # logical devices, which must happen before anything touches a device.
-    from kerastrain import accumulation, optimizers, precision, strategies, tf_data, training
+    from kerastrain import accumulation, baseline, optimizers, precision, report, strategies, tf_data, training
 
     strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
     policy = precision.apply_precision(config.precision, config.strategy)
@@ -101,16 +101,22 @@ def main(config):
     # Train, with checkpoints, early stopping and resume.
     fit_summary = training.fit(model, run, inputs, config)
 
-    # Evaluate the best weights on the test split and save everything.
+    # Compare with a linear baseline on the same split (the chief alone), then
+    # evaluate the best weights on the test split and save everything.
+    baseline_scores = None
+    if writes_outputs:
+        baseline_scores = baseline.fit_and_score(split, train_labels, test_labels, len(class_names))
     metrics = training.evaluate_and_save(
-        model, run, features, class_names, test_dataset, test_labels, fit_summary
+        model, run, features, class_names, test_dataset, test_labels, fit_summary, baseline_scores
     )
     if not writes_outputs:
         shutil.rmtree(run.path, ignore_errors=True)
         return metrics
+    report.write_report(run.path)
     print(
-        f"kerastrain: test accuracy {metrics['test']['accuracy']:.4f}, "
-        f"{metrics['examples_per_second']:.0f} examples/s; outputs in {run.path}"
+        f"kerastrain: test accuracy {metrics['test']['accuracy']:.4f} "
+        f"({baseline_scores['accuracy']:.4f} for the linear baseline), "
+        f"{metrics['examples_per_second']:.0f} examples/s; outputs and report.html in {run.path}"
     )
     return metrics
 
