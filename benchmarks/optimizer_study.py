@@ -9,7 +9,7 @@ uses its customary learning rate (`kerastrain.studies.OPTIMIZER_LEARNING_RATES`)
 Usage:
 
     python benchmarks/optimizer_study.py
-    python benchmarks/optimizer_study.py --mlp-epochs 30 --textcnn-epochs 6 --output-dir runs/optimizer_study
+    python benchmarks/optimizer_study.py --mlp-epochs 30 --textcnn-epochs 10 --output-dir runs/optimizer_study
 
 Writes `docs/images/optimizer_study.png` (validation loss and accuracy, one row
 per comparison) and `benchmarks/results/optimizer_study.json` (settings, final
@@ -93,7 +93,7 @@ def settings_of(config):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mlp-epochs", type=int, default=30)
-    parser.add_argument("--textcnn-epochs", type=int, default=6)
+    parser.add_argument("--textcnn-epochs", type=int, default=10)
     parser.add_argument("--output-dir", default=os.path.join(REPO, "runs", "optimizer_study"))
     parser.add_argument("--figure", default=os.path.join(REPO, "docs", "images", "optimizer_study.png"))
     parser.add_argument("--json", default=os.path.join(REPO, "benchmarks", "results", "optimizer_study.json"))
