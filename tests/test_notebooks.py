@@ -15,7 +15,7 @@ from conftest import REPO
 NOTEBOOK_FOLDER = REPO / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_FOLDER.glob("*.ipynb"))
 # Seconds one cell may run: the slowest cell is the parameter-server launcher job.
-CELL_TIMEOUT = 240
+CELL_TIMEOUT = 300
 
 
 def read(path):
