@@ -30,8 +30,8 @@ import math
 import os
 import statistics
 
-from kerastrain.backend import keras  # before KerasTuner: it imports TensorFlow
-from kerastrain import optimizers, precision, run_folder, search_space, strategies, tf_data, training
+from kerastrain.backend import keras, tf  # before KerasTuner: it imports TensorFlow
+from kerastrain import accumulation, optimizers, precision, run_folder, search_space, strategies, tf_data, training
 from kerastrain.data import splits
 from kerastrain.errors import UsageError
 
@@ -163,26 +163,28 @@ def train_trial(config, recipe, data, jit_compile, earlier_curves):
     keras.backend.clear_session()  # drop the previous trial's models and graphs
     training.seed_everything(config.seed)
     preprocessor = recipe.fit_preprocessor(config, data.examples, data.split.train.inputs)
-    train = tf_data.make_dataset(
-        recipe.model_inputs(preprocessor, data.split.train.inputs),
-        data.train_labels,
-        config.batch_size,
-        shuffle=True,
+    inputs = tf_data.make_training_inputs(
+        tf.distribute.get_strategy(),
+        train=(recipe.model_inputs(preprocessor, data.split.train.inputs), data.train_labels),
+        validation=(recipe.model_inputs(preprocessor, data.split.validation.inputs), data.validation_labels),
+        batch_size=config.batch_size,
         seed=config.seed,
-    )
-    validation = tf_data.make_dataset(
-        recipe.model_inputs(preprocessor, data.split.validation.inputs), data.validation_labels, config.batch_size
+        whole_batches=jit_compile,
+        accumulate_steps=config.accumulate_steps,
     )
     model = recipe.build_model(config, preprocessor, len(data.class_names))
+    model = accumulation.with_gradient_accumulation(model, config.accumulate_steps)
     optimizer = optimizers.optimizer_from_config(config)
     training.compile_classifier(model, optimizer, config.steps_per_execution, jit_compile)
+    if jit_compile:
+        training.compile_only_training_step(model)
     median_stopping = MedianStopping(earlier_curves)
     callbacks = [keras.callbacks.TerminateOnNaN(), median_stopping]
     if config.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(OBJECTIVE, patience=config.early_stopping_patience))
     history = model.fit(
-        train,
-        validation_data=validation,
+        inputs.train,
+        validation_data=inputs.validation,
         epochs=config.epochs,
         callbacks=callbacks,
         verbose=0 if config.verbose == 0 else 2,
