@@ -7,6 +7,7 @@ flags given on the command line override the preset.
 
 import argparse
 import dataclasses
+import importlib.util
 import sys
 
 from kerastrain import config as config_lib
@@ -43,6 +44,18 @@ def build_parser(config_class, prog, description):
     parser.add_argument(
         "--debug", action="store_true", help="Show the full traceback of an error."
     )
+    parser.add_argument(
+        "--tune",
+        action="store_true",
+        help="Search the hyperparameters in the preset's [tune] table, then train the best "
+        "(see README, Hyperparameter search).",
+    )
+    parser.add_argument(
+        "--max-trials",
+        type=int,
+        metavar="N",
+        help="With --tune: the trial budget, overriding max_trials in the [tune] table.",
+    )
     defaults = config_class()
     for item in dataclasses.fields(config_class):
         flag = "--" + item.name.replace("_", "-")
@@ -66,17 +79,80 @@ def format_default(value):
     return value
 
 
+@dataclasses.dataclass
+class Command:
+    """What a recipe's command line asks for.
+
+    Attributes:
+        config: the resolved, validated config.
+        debug: whether to show tracebacks.
+        search_space: with `--tune`, the checked `search_space.SearchSpace` of
+            the preset's `[tune]` table; otherwise `None`.
+    """
+
+    config: object
+    debug: bool = False
+    search_space: object = None
+
+
+def parse_command(config_class, argv, prog, description):
+    """Parses flags into a resolved config and, with `--tune`, a search space.
+
+    A preset's `[tune]` table is read only with `--tune`; a plain run trains the
+    preset's base values.
+
+    Returns:
+        A `Command`.
+
+    Raises:
+        UsageError: for a bad flag, preset or search space, `--tune` without a
+            `[tune]` table, or `--tune` under a strategy other than `default`.
+    """
+    from kerastrain import search_space as search_space_lib
+
+    parser = build_parser(config_class, prog, description)
+    arguments = vars(parser.parse_args(argv))
+    preset_path = arguments.pop("config", None)
+    debug = arguments.pop("debug", False)
+    tune = arguments.pop("tune", False)
+    max_trials = arguments.pop("max_trials", None)
+    values, tune_table = config_lib.read_preset(preset_path, config_class) if preset_path else ({}, None)
+    values.update(arguments)
+    config = config_class(**values)
+    config.validate()
+    if max_trials is not None and not tune:
+        raise UsageError("--max-trials only applies to --tune. Add --tune, or drop --max-trials.")
+    if not tune:
+        return Command(config, debug)
+    if importlib.util.find_spec("keras_tuner") is None:
+        raise UsageError('--tune needs KerasTuner. Run: pip install "kerastrain[tune]" (or pip install keras-tuner).')
+    example = search_space_lib.example_preset(config_class)
+    if tune_table is None:
+        raise UsageError(
+            f"--tune needs a preset with a [tune] table of the search space. Pass --config {example}, "
+            "or add such a table to your preset."
+        )
+    space = search_space_lib.parse_search_space(tune_table, config_class, preset_path)
+    if max_trials is not None:
+        if max_trials < 1:
+            raise UsageError(f"Expected --max-trials >= 1. Received: max_trials={max_trials}")
+        space.max_trials = max_trials
+    if config.strategy != "default":
+        raise UsageError(
+            f"--tune runs its trials in one process under --strategy default for now. "
+            f"Received: strategy={config.strategy}; drop --strategy, then train the best config under it."
+        )
+    return Command(config, debug, space)
+
+
 def parse_config(config_class, argv, prog, description):
     """Parses flags into a resolved config.
 
     Returns:
         A tuple `(config, debug)`.
     """
-    parser = build_parser(config_class, prog, description)
-    arguments = vars(parser.parse_args(argv))
-    preset_path = arguments.pop("config", None)
-    debug = arguments.pop("debug", False)
-    return config_lib.resolve(config_class, preset_path, arguments), debug
+    command = parse_command(config_class, argv, prog, description)
+    return command.config, command.debug
 
 
 def run_entry_point(main, argv=None):

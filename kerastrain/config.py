@@ -60,6 +60,12 @@ class TrainingConfig:
     batch_size: int = field(
         64, "Global batch size: the same under every strategy.", minimum=1
     )
+    accumulate_steps: int = field(
+        1,
+        "Average the gradients of this many micro-batches of --batch-size per optimizer "
+        "update (effective batch: N x --batch-size).",
+        minimum=1,
+    )
     optimizer: str = field("adam", "Optimizer.", choices=OPTIMIZERS)
     learning_rate: float = field(1e-3, "Initial learning rate.", minimum=1e-12)
     momentum: float = field(
@@ -254,18 +260,21 @@ def field_type(item):
     return typing.get_origin(annotation) or annotation
 
 
-def load_preset(path, config_class):
-    """Reads a TOML preset into a dict of field values.
+def read_preset(path, config_class):
+    """Reads a TOML preset into its field values and its search space.
 
     The preset's keys are the config's field names (`batch_size = 128`). An
-    optional `recipe = "textcnn"` key says which recipe the preset is for.
+    optional `recipe = "textcnn"` key says which recipe the preset is for, and an
+    optional `[tune]` table declares a hyperparameter search space for `--tune`
+    (checked by `kerastrain.search_space`, not here).
 
     Args:
         path: path of the `.toml` file.
         config_class: the recipe's config dataclass, to check keys against.
 
     Returns:
-        A dict of the preset's field values.
+        A tuple `(values, tune)`: a dict of the preset's field values, and the
+        `[tune]` table as a dict, or `None` when the preset has none.
 
     Raises:
         UsageError: if the file is missing, is not valid TOML, or has a key that
@@ -287,6 +296,12 @@ def load_preset(path, config_class):
             f"--config {path} is a preset for the {recipe} recipe, not {expected_recipe}. "
             f"Run it with python -m kerastrain.recipes.{recipe}."
         )
+    tune = values.pop("tune", None)
+    if tune is not None and not isinstance(tune, dict):
+        raise UsageError(
+            f"--config {path}: tune must be a [tune] table of the search space, placed after "
+            "the other keys. See recipes/sms_textcnn_tune.toml."
+        )
     names = {item.name for item in dataclasses.fields(config_class)}
     unknown = sorted(set(values) - names)
     if unknown:
@@ -294,7 +309,27 @@ def load_preset(path, config_class):
             f"--config {path} has unknown key {unknown[0]!r}. Known keys are the flag names "
             "with underscores; see --help."
         )
-    return {name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}
+    values = {name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}
+    return values, tune
+
+
+def load_preset(path, config_class):
+    """Reads a TOML preset into a dict of field values.
+
+    A `[tune]` table in the preset is left out: a plain run trains the preset's
+    base values (see `read_preset`).
+
+    Args:
+        path: path of the `.toml` file.
+        config_class: the recipe's config dataclass, to check keys against.
+
+    Returns:
+        A dict of the preset's field values.
+
+    Raises:
+        UsageError: as `read_preset` does.
+    """
+    return read_preset(path, config_class)[0]
 
 
 def resolve(config_class, preset_path=None, overrides=None):

@@ -86,3 +86,23 @@ def build_optimizer(
         "Expected --optimizer to be one of sgd, momentum, nesterov, adagrad, rmsprop, adam. "
         f"Received: optimizer={name!r}"
     )
+
+
+def optimizer_from_config(config):
+    """The optimizer that a recipe's config names, with its schedule and clipping.
+
+    Args:
+        config: a `TrainingConfig` (or subclass).
+
+    Returns:
+        A `keras.optimizers.Optimizer`.
+    """
+    return build_optimizer(
+        config.optimizer,
+        config.learning_rate,
+        momentum=config.momentum,
+        schedule=config.schedule,
+        decay_steps=config.decay_steps,
+        decay_rate=config.decay_rate,
+        clipnorm=config.clipnorm,
+    )

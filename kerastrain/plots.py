@@ -1,4 +1,4 @@
-"""Figures of a run: training history and confusion matrix.
+"""Figures of a run (history, confusion matrix, learning rate, throughput) and of runs compared.
 
 They are built on `matplotlib.figure.Figure` rather than `pyplot`, so they work
 the same in scripts, on servers without a display and in notebooks (where
@@ -79,4 +79,77 @@ def plot_confusion_matrix(matrix, class_names, normalize=False):
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
     axis.set_title("confusion matrix")
+    return figure
+
+
+def plot_learning_rate(rates, steps_per_epoch):
+    """The learning rate at every training step, with epoch boundaries.
+
+    Args:
+        rates: the learning rate before each step, one value per step.
+        steps_per_epoch: steps in one epoch, for the epoch marks.
+
+    Returns:
+        A `matplotlib.figure.Figure`.
+    """
+    rates = np.asarray(rates, dtype=np.float64)
+    figure = Figure(figsize=(6, 3.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    axis = figure.subplots()
+    axis.plot(np.arange(len(rates)), rates)
+    for boundary in range(steps_per_epoch, len(rates), steps_per_epoch):
+        axis.axvline(boundary, color="grey", alpha=0.3, linewidth=0.8)
+    axis.set_xlabel(f"training step ({steps_per_epoch} per epoch; grey lines: epochs)")
+    axis.set_ylabel("learning rate")
+    axis.set_title("learning-rate schedule")
+    axis.set_ylim(bottom=0, top=max(rates.max(), 1e-12) * 1.1)
+    axis.grid(alpha=0.3)
+    return figure
+
+
+def plot_throughput(history):
+    """Training examples per second of each epoch.
+
+    Args:
+        history: a `pandas.DataFrame` with `epoch` and `examples_per_second`.
+
+    Returns:
+        A `matplotlib.figure.Figure`.
+    """
+    figure = Figure(figsize=(6, 3.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    axis = figure.subplots()
+    axis.bar(history["epoch"].to_numpy() + 1, history["examples_per_second"].to_numpy(), color="tab:green")
+    axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("examples / s")
+    axis.set_title("training throughput")
+    axis.grid(alpha=0.3, axis="y")
+    return figure
+
+
+def plot_run_comparison(histories):
+    """Validation loss and accuracy per epoch of several runs, one line each.
+
+    Args:
+        histories: a dict from a run's label to its history `DataFrame` (with
+            `epoch`, `val_loss` and `val_accuracy`; missing columns are skipped).
+
+    Returns:
+        A `matplotlib.figure.Figure`.
+    """
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2)
+    for axis, metric in zip(axes, ("val_loss", "val_accuracy")):
+        for label, history in histories.items():
+            if metric in history and len(history):
+                axis.plot(history["epoch"].to_numpy() + 1, history[metric].to_numpy(), marker="o", label=label)
+        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric.replace("_", " "))
+        axis.set_title(metric.replace("val_", "validation "))
+        axis.grid(alpha=0.3)
+        if axis.lines:
+            axis.legend()
     return figure

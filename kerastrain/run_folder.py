@@ -27,6 +27,36 @@ BACKUP = "backup"
 MODEL = "model.keras"
 PREPROCESSOR = "preprocessor.joblib"
 CLASSES = "classes.json"
+# The search state of `--tune`, which then trains its best config in the same folder.
+TUNING = "tuning"
+REPORT = "report.html"
+TRIALS = "tuning/trials.csv"
+
+
+def open_finished_run(path):
+    """The `RunFolder` at `path`, which must hold a finished run.
+
+    Args:
+        path: a run folder, the `--output-dir` of a recipe.
+
+    Returns:
+        A `RunFolder`.
+
+    Raises:
+        UsageError: if `path` is not a folder or its run has not finished
+            (there is no `metrics.json`).
+    """
+    if not os.path.isdir(path):
+        raise UsageError(
+            f"run folder {path} does not exist. Pass the --output-dir of a finished kerastrain run."
+        )
+    run = RunFolder(path)
+    if not run.finished:
+        raise UsageError(
+            f"{path} holds no finished run ({METRICS} is missing). Pass the --output-dir of a finished "
+            "run, or rerun that run's training command to finish it."
+        )
+    return run
 
 
 class RunFolder:
@@ -59,7 +89,7 @@ class RunFolder:
         if os.path.isfile(self.path):
             raise UsageError(f"--output-dir {self.path} is a file. Pass a folder path.")
         if not self.exists(CONFIG):
-            if os.path.isdir(self.path) and os.listdir(self.path):
+            if os.path.isdir(self.path) and set(os.listdir(self.path)) - {TUNING}:
                 raise UsageError(
                     f"--output-dir {self.path} is a non-empty folder without a kerastrain run. "
                     "Pass a new or empty folder."

@@ -24,6 +24,41 @@ from kerastrain import run_folder
 from kerastrain.errors import UsageError
 
 
+def run_evaluator(config, recipe):
+    """The evaluator task of a TF_CONFIG job, from waiting for the chief to its last epoch.
+
+    Args:
+        config: the recipe's config, the same as the chief's.
+        recipe: the recipe's module, whose `load_examples`, `model_inputs` and
+            `build_model` make the same validation split and model as the chief's.
+
+    Returns:
+        The number of checkpoints evaluated.
+
+    Raises:
+        UsageError: if the chief's files or checkpoints do not come in time, or
+            its run has another config or other classes.
+    """
+    from kerastrain.data import splits
+
+    run = run_folder.RunFolder(config.output_dir)
+    preprocessor, class_names = wait_for_chief(run, config, config.evaluator_timeout)
+    examples = recipe.load_examples(config)
+    split = splits.stratified_split(
+        examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
+    )
+    validation_labels = encode_like_chief(split.validation.labels, class_names)
+    print(f"kerastrain: evaluator: {len(split.validation)} validation examples; waiting for checkpoints", flush=True)
+
+    from kerastrain import tf_data
+
+    model = recipe.build_model(config, preprocessor, len(class_names))
+    dataset = tf_data.make_dataset(
+        recipe.model_inputs(preprocessor, split.validation.inputs), validation_labels, config.batch_size
+    )
+    return evaluate_checkpoints(model, dataset, run, config.epochs, config.evaluator_timeout)
+
+
 def wait_for_chief(run, config, timeout_seconds, poll_seconds=1.0):
     """Waits for the chief to write its fitted preprocessor and class names.
 

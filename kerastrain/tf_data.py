@@ -1,8 +1,10 @@
 """The edge where NumPy arrays become a `tf.data.Dataset`."""
 
+import dataclasses
 import math
 
 from kerastrain.backend import keras, tf
+from kerastrain.errors import UsageError
 
 
 def make_dataset(
@@ -54,15 +56,39 @@ def make_dataset(
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def make_training_inputs(strategy, train, validation, batch_size, seed=0):
+@dataclasses.dataclass
+class TrainingInputs:
+    """What `Model.fit` takes for one recipe run.
+
+    Attributes:
+        train: the training data.
+        validation: the validation data.
+        fit_arguments: extra `fit` arguments (steps), empty when none are needed.
+        examples_per_epoch: training examples one epoch goes through.
+        steps_per_epoch: optimizer updates in one epoch, which learning-rate
+            schedules count.
+    """
+
+    train: object
+    validation: object
+    fit_arguments: dict
+    examples_per_epoch: int
+    steps_per_epoch: int
+
+
+def make_training_inputs(strategy, train, validation, batch_size, seed=0, whole_batches=False, accumulate_steps=1):
     """What `Model.fit` takes for training and validation under `strategy`.
 
     Under `ParameterServerStrategy` the training data goes through a
     `DatasetCreator`, so that each worker reads its own shard, repeated, and an
     epoch is `ceil(examples / batch_size)` steps over all workers; validation is
     repeated and counted in steps too. Under every other strategy both are
-    plain datasets, which the strategy distributes itself; under
-    `MultiWorkerMirroredStrategy` training leaves out the last partial batch.
+    plain datasets, which the strategy distributes itself.
+
+    With `accumulate_steps > 1` each training batch holds that many batches of
+    `batch_size`, which the model's training step splits into micro-batches
+    again (see `kerastrain.accumulation`); validation batches stay at
+    `batch_size`.
 
     Args:
         strategy: the `tf.distribute.Strategy` that `fit` runs under.
@@ -70,31 +96,60 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0):
         validation: a tuple `(inputs, labels)` of arrays.
         batch_size: the global batch size.
         seed: seed of the shuffle. Defaults to `0`.
+        whole_batches: leave out the last, partial training batch of each epoch,
+            so that every step has the same shape (XLA compiles a step once per
+            shape). The shuffle changes every epoch, so every example is still
+            seen. Always on under `MultiWorkerMirroredStrategy`, whose workers
+            all-gather sparse gradients and need equal batches; ignored when the
+            training split is smaller than one batch. Defaults to `False`.
+        accumulate_steps: micro-batches per training step. Defaults to `1`.
 
     Returns:
-        A tuple `(train_input, validation_input, fit_arguments)`, the last a dict
-        of extra `fit` arguments (steps), empty when none are needed.
+        A `TrainingInputs`.
+
+    Raises:
+        UsageError: under `MultiWorkerMirroredStrategy`, if one training step
+            needs more examples than there are.
     """
+    train_examples = len(train[1])
+    step_batch_size = batch_size * accumulate_steps
     if not isinstance(strategy, tf.distribute.ParameterServerStrategy):
-        # Synchronous workers all-gather sparse (embedding) gradients, which needs
-        # equal batches on every worker: no partial batch. The shuffle changes
-        # every epoch, so every example is still seen.
-        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        return (
-            make_dataset(*train, batch_size, shuffle=True, seed=seed, drop_remainder=multi_worker),
-            make_dataset(*validation, batch_size),
-            {},
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            if train_examples < step_batch_size:
+                raise UsageError(
+                    f"--batch-size {batch_size} x --accumulate-steps {accumulate_steps} is more than the "
+                    f"{train_examples} training examples, and multi_worker_mirrored leaves out a partial step, "
+                    "so no step would run. Lower --batch-size or --accumulate-steps."
+                )
+            whole_batches = True
+        whole_batches = whole_batches and train_examples >= step_batch_size
+        if whole_batches:
+            steps_per_epoch = train_examples // step_batch_size
+            examples_per_epoch = steps_per_epoch * step_batch_size
+        else:
+            steps_per_epoch = math.ceil(train_examples / step_batch_size)
+            examples_per_epoch = train_examples
+        return TrainingInputs(
+            train=make_dataset(*train, step_batch_size, shuffle=True, seed=seed, drop_remainder=whole_batches),
+            validation=make_dataset(*validation, batch_size),
+            fit_arguments={},
+            examples_per_epoch=examples_per_epoch,
+            steps_per_epoch=steps_per_epoch,
         )
 
     def per_worker_dataset(input_context):
-        return make_dataset(*train, batch_size, shuffle=True, seed=seed, input_context=input_context, repeat=True)
+        return make_dataset(
+            *train, step_batch_size, shuffle=True, seed=seed, input_context=input_context, repeat=True
+        )
 
-    fit_arguments = {
-        "steps_per_epoch": math.ceil(len(train[1]) / batch_size),
-        "validation_steps": math.ceil(len(validation[1]) / batch_size),
-    }
-    return (
-        keras.utils.experimental.DatasetCreator(per_worker_dataset),
-        make_dataset(*validation, batch_size, repeat=True),
-        fit_arguments,
+    steps_per_epoch = math.ceil(train_examples / step_batch_size)
+    return TrainingInputs(
+        train=keras.utils.experimental.DatasetCreator(per_worker_dataset),
+        validation=make_dataset(*validation, batch_size, repeat=True),
+        fit_arguments={
+            "steps_per_epoch": steps_per_epoch,
+            "validation_steps": math.ceil(len(validation[1]) / batch_size),
+        },
+        examples_per_epoch=steps_per_epoch * step_batch_size,
+        steps_per_epoch=steps_per_epoch,
     )

@@ -7,7 +7,7 @@ import time
 import joblib
 
 from kerastrain import callbacks as callbacks_lib
-from kerastrain import cluster, evaluation, run_folder
+from kerastrain import accumulation, cluster, evaluation, run_folder
 from kerastrain.backend import keras, tf
 
 
@@ -64,26 +64,24 @@ def compile_classifier(model, optimizer, steps_per_execution=1, jit_compile=Fals
     return model
 
 
-def fit(model, run, train_input, validation_input, config, train_examples, fit_arguments=None):
+def fit(model, run, inputs, config):
     """Trains with the standard callbacks; resumes if the run was interrupted.
 
     Args:
         model: the compiled model.
         run: the `RunFolder`.
-        train_input: training data, as `tf_data.make_training_inputs` makes it.
-        validation_input: validation data, likewise.
+        inputs: the `tf_data.TrainingInputs` to train and validate on.
         config: the recipe's config.
-        train_examples: number of training examples (one epoch).
-        fit_arguments: extra `fit` arguments, such as steps under a
-            parameter-server strategy. Defaults to `None`.
 
     Returns:
-        A dict with `train_seconds`, `epochs_run` (by this call) and
-        `examples_per_second`.
+        A dict with `train_seconds`, `epochs_run` (by this call),
+        `examples_per_second`, `train_examples` (one epoch's) and
+        `steps_per_epoch` (the optimizer's updates in one epoch, which
+        learning-rate schedules count).
     """
     callbacks = callbacks_lib.standard_callbacks(
         run,
-        examples_per_epoch=train_examples,
+        examples_per_epoch=inputs.examples_per_epoch,
         early_stopping_patience=config.early_stopping_patience,
         tensorboard=config.tensorboard,
         epoch_checkpoints=cluster.job_has_evaluator(config.strategy, config.local_cluster),
@@ -91,23 +89,43 @@ def fit(model, run, train_input, validation_input, config, train_examples, fit_a
     verbose = config.verbose
     if isinstance(model.distribute_strategy, tf.distribute.ParameterServerStrategy) and verbose == 1:
         verbose = 2  # tf-keras has no progress bar under a parameter-server strategy.
+    if model.jit_compile:
+        compile_only_training_step(model)
     start = time.perf_counter()
     model.fit(
-        train_input,
-        validation_data=validation_input,
+        inputs.train,
+        validation_data=inputs.validation,
         epochs=config.epochs,
         callbacks=callbacks,
         verbose=verbose,
-        **(fit_arguments or {}),
+        **inputs.fit_arguments,
     )
     train_seconds = time.perf_counter() - start
     epoch_seconds = callbacks[0].epoch_seconds
-    examples_per_second = train_examples * len(epoch_seconds) / sum(epoch_seconds) if epoch_seconds else 0.0
+    examples = inputs.examples_per_epoch * len(epoch_seconds)
     return {
         "train_seconds": train_seconds,
         "epochs_run": len(epoch_seconds),
-        "examples_per_second": examples_per_second,
+        "examples_per_second": examples / sum(epoch_seconds) if epoch_seconds else 0.0,
+        "train_examples": inputs.examples_per_epoch,
+        "steps_per_epoch": inputs.steps_per_epoch,
     }
+
+
+def compile_only_training_step(model):
+    """Keeps XLA for the training step and runs validation and prediction without it.
+
+    XLA compiles a function once per input shape. The training step runs
+    thousands of times and repays its compilation; validation and prediction
+    run a cheaper forward pass a few times per epoch, and compiling them, again
+    for their last, partial batch, cost more than it saved (on TREC, 2 CPU
+    cores: see the README's speed section). tf-keras has one flag for all three
+    functions, so the training function is built with it on, then it is
+    switched off before the others are built. The private attribute is set
+    directly because the public setter discards the built training function.
+    """
+    model.make_train_function()
+    model._jit_compile = False
 
 
 def local_copy(model):
@@ -136,18 +154,32 @@ def save_preprocessing(run, preprocessor, class_names):
     run.write_json(run_folder.CLASSES, list(class_names))
 
 
-def evaluate_and_save(model, run, preprocessor, class_names, test_dataset, test_label_ids, fit_summary):
+def evaluate_and_save(
+    model, run, preprocessor, class_names, test_dataset, test_label_ids, fit_summary, baseline=None
+):
     """Restores the best weights, evaluates on the test split and writes the run's outputs.
 
     Writes `model.keras`, `preprocessor.joblib`, `classes.json`,
     `classification_report.txt`, `confusion_matrix.png` and, last (it marks the
     run finished), `metrics.json`.
 
+    Args:
+        model: the trained model.
+        run: the `RunFolder`.
+        preprocessor: the fitted vectorizer or scaler, saved for prediction.
+        class_names: the class names, in output order.
+        test_dataset: the test split as a `tf.data.Dataset`, not shuffled.
+        test_label_ids: the test split's class ids, in dataset order.
+        fit_summary: the dict that `fit` returned.
+        baseline: the dict of `kerastrain.baseline.fit_and_score`, stored under
+            `"baseline"`; left out when `None`. Defaults to `None`.
+
     Returns:
         The metrics dict written to `metrics.json`.
     """
     if run.exists(run_folder.BEST_WEIGHTS):
         model.load_weights(run.file(run_folder.BEST_WEIGHTS))
+    model = accumulation.plain_model(model)  # saved without its training step
     if isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
         model = local_copy(model)
     results = evaluation.evaluate(model, test_dataset, test_label_ids, class_names)
@@ -164,6 +196,8 @@ def evaluate_and_save(model, run, preprocessor, class_names, test_dataset, test_
         "epochs": int(len(history)),
         **fit_summary,
     }
+    if baseline is not None:
+        metrics["baseline"] = baseline
     run.write_json(run_folder.METRICS, metrics)
     return metrics
 

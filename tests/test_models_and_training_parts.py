@@ -11,7 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 from sklearn import metrics as sklearn_metrics
 
-from kerastrain import callbacks, evaluation, optimizers, plots, precision, run_folder, strategies, tf_data
+from kerastrain import callbacks, evaluation, optimizers, plots, precision, run_folder, strategies, tf_data, training
 from kerastrain.backend import keras, tf
 from kerastrain.config import MLPConfig, TextCNNConfig
 from kerastrain.errors import UsageError
@@ -455,6 +455,41 @@ def test_make_dataset_shards_by_data():
     assert policy == tf.data.experimental.AutoShardPolicy.DATA
 
 
+
+def batch_sizes(dataset):
+    return [int(labels.shape[0]) for _, labels in dataset]
+
+
+def test_training_inputs_keep_the_partial_batch_by_default():
+    inputs = tf_data.make_training_inputs(
+        tf.distribute.get_strategy(), (np.zeros((10, 1), "float32"), np.arange(10)), (np.zeros((3, 1), "float32"), np.arange(3)), 4
+    )
+    assert sorted(batch_sizes(inputs.train)) == [2, 4, 4]
+    assert inputs.examples_per_epoch == 10
+    assert inputs.steps_per_epoch == 3
+    assert inputs.fit_arguments == {}
+
+
+def test_training_inputs_with_whole_batches_leave_out_the_partial_one():
+    inputs = tf_data.make_training_inputs(
+        tf.distribute.get_strategy(), (np.zeros((10, 1), "float32"), np.arange(10)), (np.zeros((3, 1), "float32"), np.arange(3)), 4,
+        whole_batches=True,
+    )  # fmt: skip
+    assert batch_sizes(inputs.train) == [4, 4]
+    assert inputs.examples_per_epoch == 8
+    assert inputs.steps_per_epoch == 2
+    assert batch_sizes(inputs.validation) == [3]
+
+
+def test_training_inputs_with_whole_batches_keep_a_split_smaller_than_one_batch():
+    inputs = tf_data.make_training_inputs(
+        tf.distribute.get_strategy(), (np.zeros((3, 1), "float32"), np.arange(3)), (np.zeros((3, 1), "float32"), np.arange(3)), 4,
+        whole_batches=True,
+    )  # fmt: skip
+    assert batch_sizes(inputs.train) == [3]
+    assert inputs.examples_per_epoch == 3
+
+
 # Callbacks.
 
 
@@ -465,6 +500,18 @@ def tiny_model(float32_policy):
 
 def shift_weights(model, amount):
     model.set_weights([weights + amount for weights in model.get_weights()])
+
+
+def test_compile_only_training_step_keeps_the_xla_training_function(tiny_model):
+    tiny_model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", jit_compile=True)
+    training.compile_only_training_step(tiny_model)
+    train_function = tiny_model.train_function
+    assert train_function is not None
+    assert tiny_model.jit_compile is False
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    tiny_model.fit(x, y, validation_data=(x, y), epochs=1, batch_size=8, verbose=0)
+    assert tiny_model.train_function is train_function
 
 
 def saved_kernel(path):

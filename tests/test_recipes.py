@@ -1,6 +1,7 @@
 """Both recipes end to end on small real data, as scripts and from Python."""
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -60,6 +61,9 @@ def test_mlp_on_bundled_digits_from_python(tmp_path):
     metrics = mlp.main(config)
     assert metrics["test"]["accuracy"] > 0.85  # ten classes: chance is 0.1
     assert json.loads((tmp_path / "digits" / "classes.json").read_text()) == [str(d) for d in range(10)]
+    assert metrics["baseline"]["model"] == "standardized features + logistic regression"
+    assert metrics["baseline"]["accuracy"] > 0.85
+    assert (tmp_path / "digits" / "report.html").is_file()
 
 
 def test_mlp_on_a_numeric_csv_scales_features_and_predicts_from_csv(tmp_path, digits_csv):
@@ -88,6 +92,7 @@ def test_mlp_on_text_uses_tfidf_features(tmp_path, sms_sample_csv):
     config.validate()
     metrics = mlp.main(config)
     assert metrics["test"]["accuracy"] > 0.9
+    assert metrics["baseline"]["model"].startswith("TF-IDF") and metrics["baseline"]["accuracy"] > 0.8
     predictor = Predictor.load(tmp_path / "text_mlp")
     assert predictor.takes_text and predictor.preprocessor.output == "tfidf"
     assert predictor.predict(["see you at home tonight"]) in (["ham"], ["spam"])
@@ -168,6 +173,9 @@ def test_parameter_server_training_on_an_in_process_cluster(tmp_path, sms_sample
     assert environment["cluster"] == {"worker": 2, "ps": 1} and environment["jit_compile"] is False
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] > 0.9 and metrics["epochs"] == 3
+    assert metrics["steps_per_epoch"] == math.ceil(metrics["train_examples"] / 32)
+    report = (run_dir / "report.html").read_text()
+    assert "2 worker, 1 ps" in report and "per-worker throughput is not measured" in report
     # Predictions from the saved model need no cluster.
     assert Predictor.load(run_dir).predict(["see you soon"]) in (["ham"], ["spam"])
 

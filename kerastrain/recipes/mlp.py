@@ -6,6 +6,7 @@ Usage:
     python -m kerastrain.recipes.mlp                       # scikit-learn's digits
     python -m kerastrain.recipes.mlp --data fashion-mnist.csv --hidden-units 512,256
     python -m kerastrain.recipes.mlp --data sms --text-features tfidf
+    python -m kerastrain.recipes.mlp --config recipes/digits_mlp_tune.toml --tune
 
 A CSV with a `--text-column` is read as text and turned into TF-IDF (or count,
 or binary) features; otherwise every column but `--label-column` is a numeric
@@ -34,11 +35,8 @@ def main(config):
     # Setup. Only the pieces that check the run folder and the data come first:
     # TensorFlow takes seconds to import, and `--help` or bad input should not
     # wait for it.
-    from sklearn import preprocessing
-
     from kerastrain import cluster, run_folder
     from kerastrain.data import splits
-    from kerastrain.text_vectorization import TextVectorizer
 
     # In a parameter-server job, worker and ps tasks run this same command: they
     # serve until stopped, and only the chief goes on to train.
@@ -46,7 +44,9 @@ def main(config):
         return None
     # A job's evaluator task trains nothing: it evaluates the chief's checkpoints.
     if cluster.is_evaluator_task(config.strategy, config.local_cluster):
-        return evaluate_checkpoints(config)
+        from kerastrain import sidecar
+
+        return sidecar.run_evaluator(config, recipe=sys.modules[__name__])
 
     # Under multi_worker_mirrored every worker trains; only the chief writes the run
     # folder, the others a temporary one that is removed at the end.
@@ -60,22 +60,19 @@ def main(config):
         return run.read_json(run_folder.METRICS)
 
     # Load data: a stratified, seeded train/validation/test split.
-    examples, split = load_split(config)
+    examples = load_examples(config)
+    split = splits.stratified_split(
+        examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
+    )
     class_names, train_labels, validation_labels, test_labels = splits.encode_labels(split)
 
     # Prepare: bag-of-words features for text, standardized columns for numbers,
     # both fitted on the training split only.
-    if examples.is_text:
-        preprocessor = TextVectorizer(
-            config.text_features, max_tokens=config.max_features, ngram_range=(1, config.ngram_max)
-        )
-    else:
-        preprocessor = preprocessing.StandardScaler()
-    preprocessor.fit(split.train.inputs)
+    preprocessor = fit_preprocessor(config, examples, split.train.inputs)
 
     # TensorFlow starts here. The strategy comes first: it may split the CPU into
     # logical devices, which must happen before anything touches a device.
-    from kerastrain import optimizers, precision, strategies, tf_data, training
+    from kerastrain import accumulation, baseline, optimizers, precision, report, strategies, tf_data, training
 
     strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
     policy = precision.apply_precision(config.precision, config.strategy)
@@ -84,74 +81,91 @@ def main(config):
     environment = training.describe_environment(strategy, policy, jit_compile)
     run.create(config, environment)
     training.save_preprocessing(run, preprocessor, class_names)  # a job's evaluator reads them now
-    train_features = preprocessor.transform(split.train.inputs).astype("float32")
+    train_features = model_inputs(preprocessor, split.train.inputs)
     print(
         f"kerastrain: {len(split.train)} train, {len(split.validation)} validation, "
         f"{len(split.test)} test examples of {examples.source}; {train_features.shape[1]} "
         f"features; {len(class_names)} classes; {policy} on {training.describe_devices(environment)}"
     )
-    train_input, validation_input, fit_arguments = tf_data.make_training_inputs(
+    inputs = tf_data.make_training_inputs(
         strategy,
         train=(train_features, train_labels),
-        validation=(preprocessor.transform(split.validation.inputs).astype("float32"), validation_labels),
+        validation=(model_inputs(preprocessor, split.validation.inputs), validation_labels),
         batch_size=config.batch_size,
         seed=config.seed,
+        whole_batches=jit_compile,
+        accumulate_steps=config.accumulate_steps,
     )
-    test_dataset = tf_data.make_dataset(
-        preprocessor.transform(split.test.inputs).astype("float32"), test_labels, config.batch_size
-    )
+    test_dataset = tf_data.make_dataset(model_inputs(preprocessor, split.test.inputs), test_labels, config.batch_size)
 
     # Build the model inside the strategy's scope, so its variables are distributed.
     with strategy.scope():
-        model = build_model(config, train_features.shape[1], len(class_names))
-        optimizer = optimizers.build_optimizer(
-            config.optimizer,
-            config.learning_rate,
-            momentum=config.momentum,
-            schedule=config.schedule,
-            decay_steps=config.decay_steps,
-            decay_rate=config.decay_rate,
-            clipnorm=config.clipnorm,
-        )
+        model = build_model(config, preprocessor, len(class_names))
+        # With --accumulate-steps N, one update averages N micro-batches' gradients.
+        model = accumulation.with_gradient_accumulation(model, config.accumulate_steps)
+        optimizer = optimizers.optimizer_from_config(config)
         training.compile_classifier(model, optimizer, config.steps_per_execution, jit_compile)
 
     # Train, with checkpoints, early stopping and resume.
-    fit_summary = training.fit(
-        model, run, train_input, validation_input, config, len(split.train), fit_arguments
-    )
+    fit_summary = training.fit(model, run, inputs, config)
 
-    # Evaluate the best weights on the test split and save everything.
+    # Compare with a linear baseline on the same split (the chief alone), then
+    # evaluate the best weights on the test split and save everything.
+    baseline_scores = None
+    if writes_outputs:
+        baseline_scores = baseline.fit_and_score(split, train_labels, test_labels, len(class_names))
     metrics = training.evaluate_and_save(
-        model, run, preprocessor, class_names, test_dataset, test_labels, fit_summary
+        model, run, preprocessor, class_names, test_dataset, test_labels, fit_summary, baseline_scores
     )
     if not writes_outputs:
         shutil.rmtree(run.path, ignore_errors=True)
         return metrics
+    report.write_report(run.path)
     print(
-        f"kerastrain: test accuracy {metrics['test']['accuracy']:.4f}, "
-        f"{metrics['examples_per_second']:.0f} examples/s; outputs in {run.path}"
+        f"kerastrain: test accuracy {metrics['test']['accuracy']:.4f} "
+        f"({baseline_scores['accuracy']:.4f} for the linear baseline), "
+        f"{metrics['examples_per_second']:.0f} examples/s; outputs and report.html in {run.path}"
     )
     return metrics
 
 
-def load_split(config):
-    """The examples of `config.data` and their stratified, seeded train/validation/test split."""
+# The recipe's pieces, which `main` calls in order and `--tune` calls for each trial.
+
+
+def load_examples(config):
+    """The labelled texts or numeric rows that `config.data` names."""
     from kerastrain import data
-    from kerastrain.data import splits
 
-    examples = data.load_examples(config.data, config.text_column, config.label_column, allow_numeric=True)
-    split = splits.stratified_split(
-        examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
-    )
-    return examples, split
+    return data.load_examples(config.data, config.text_column, config.label_column, allow_numeric=True)
 
 
-def build_model(config, input_dim, num_classes):
-    """The MLP for `input_dim` features, uncompiled."""
+def fit_preprocessor(config, examples, train_inputs):
+    """Bag-of-words features for text, standardized columns for numbers, fitted on `train_inputs`."""
+    from sklearn import preprocessing
+
+    from kerastrain.text_vectorization import TextVectorizer
+
+    if examples.is_text:
+        preprocessor = TextVectorizer(
+            config.text_features, max_tokens=config.max_features, ngram_range=(1, config.ngram_max)
+        )
+    else:
+        preprocessor = preprocessing.StandardScaler()
+    return preprocessor.fit(train_inputs)
+
+
+def model_inputs(preprocessor, inputs):
+    """The model's float32 feature matrix for `inputs`."""
+    return preprocessor.transform(inputs).astype("float32")
+
+
+def build_model(config, preprocessor, num_classes):
+    """The MLP, uncompiled, with one input per feature of the fitted `preprocessor`."""
     from kerastrain.models import build_mlp
 
+    text = hasattr(preprocessor, "vocabulary_size")
     return build_mlp(
-        input_dim=input_dim,
+        input_dim=preprocessor.vocabulary_size if text else preprocessor.n_features_in_,
         num_classes=num_classes,
         hidden_units=config.hidden_units,
         activation=config.activation,
@@ -163,37 +177,18 @@ def build_model(config, input_dim, num_classes):
     )
 
 
-def evaluate_checkpoints(config):
-    """The evaluator task of a TF_CONFIG job (sidecar evaluation).
-
-    Waits for the chief's fitted preprocessor, then evaluates each epoch
-    checkpoint the chief writes on the validation split, into
-    `OUTPUT_DIR/evaluator/metrics.csv`.
-
-    Returns:
-        The number of checkpoints evaluated.
-    """
-    from kerastrain import run_folder, sidecar
-
-    run = run_folder.RunFolder(config.output_dir)
-    preprocessor, class_names = sidecar.wait_for_chief(run, config, config.evaluator_timeout)
-    _, split = load_split(config)
-    validation_labels = sidecar.encode_like_chief(split.validation.labels, class_names)
-    validation_features = preprocessor.transform(split.validation.inputs).astype("float32")
-    print(f"kerastrain: evaluator: {len(split.validation)} validation examples; waiting for checkpoints", flush=True)
-
-    from kerastrain import tf_data
-
-    model = build_model(config, validation_features.shape[1], len(class_names))
-    dataset = tf_data.make_dataset(validation_features, validation_labels, config.batch_size)
-    return sidecar.evaluate_checkpoints(model, dataset, run, config.epochs, config.evaluator_timeout)
-
-
 def parse_and_run(argv=None):
-    config, _ = cli.parse_config(
+    command = cli.parse_command(
         MLPConfig, argv, prog="python -m kerastrain.recipes.mlp", description=__doc__.split("\n")[1]
     )
-    main(config)
+    config = command.config
+    if command.search_space:
+        # Search the [tune] table's values, then train the best config in the same folder.
+        from kerastrain import tuning
+
+        config = tuning.search(config, command.search_space, recipe=sys.modules[__name__])
+    if config is not None:  # None: the folder holds the model of an earlier best config
+        main(config)
 
 
 if __name__ == "__main__":

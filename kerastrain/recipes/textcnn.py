@@ -6,6 +6,7 @@ Usage:
     python -m kerastrain.recipes.textcnn                  # bundled SMS spam data
     python -m kerastrain.recipes.textcnn --data reviews.csv.gz --epochs 5
     python -m kerastrain.recipes.textcnn --config recipes/sms_textcnn.toml
+    python -m kerastrain.recipes.textcnn --config recipes/sms_textcnn_tune.toml --tune
 
 Supported setups: one CPU or GPU (`--strategy default`), one pinned device
 (`one_device`), and synchronous data parallelism over local GPUs or logical CPUs
@@ -35,7 +36,6 @@ def main(config):
     # wait for it.
     from kerastrain import cluster, run_folder
     from kerastrain.data import splits
-    from kerastrain.text_vectorization import TextFeatures, TextVectorizer
 
     # In a parameter-server job, worker and ps tasks run this same command: they
     # serve until stopped, and only the chief goes on to train.
@@ -43,7 +43,9 @@ def main(config):
         return None
     # A job's evaluator task trains nothing: it evaluates the chief's checkpoints.
     if cluster.is_evaluator_task(config.strategy, config.local_cluster):
-        return evaluate_checkpoints(config)
+        from kerastrain import sidecar
+
+        return sidecar.run_evaluator(config, recipe=sys.modules[__name__])
 
     # Under multi_worker_mirrored every worker trains; only the chief writes the run
     # folder, the others a temporary one that is removed at the end.
@@ -57,11 +59,93 @@ def main(config):
         return run.read_json(run_folder.METRICS)
 
     # Load data: a stratified, seeded train/validation/test split.
-    examples, split = load_split(config)
+    examples = load_examples(config)
+    split = splits.stratified_split(
+        examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
+    )
     class_names, train_labels, validation_labels, test_labels = splits.encode_labels(split)
 
     # Prepare: token ids for the convolutions and, optionally, n-gram ids for the
     # linear branch, both fitted on the training texts only.
+    features = fit_preprocessor(config, examples, split.train.inputs)
+
+    # TensorFlow starts here. The strategy comes first: it may split the CPU into
+    # logical devices, which must happen before anything touches a device.
+    from kerastrain import accumulation, baseline, optimizers, precision, report, strategies, tf_data, training
+
+    strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
+    policy = precision.apply_precision(config.precision, config.strategy)
+    jit_compile = config.jit_compile and strategies.supports_jit_compile(strategy)
+    training.seed_everything(config.seed)
+    environment = training.describe_environment(strategy, policy, jit_compile)
+    run.create(config, environment)
+    training.save_preprocessing(run, features, class_names)  # a job's evaluator reads them now
+    print(
+        f"kerastrain: {len(split.train)} train, {len(split.validation)} validation, "
+        f"{len(split.test)} test examples of {examples.source}; {len(class_names)} classes; "
+        f"{policy} on {training.describe_devices(environment)}"
+    )
+    inputs = tf_data.make_training_inputs(
+        strategy,
+        train=(features.transform(split.train.inputs), train_labels),
+        validation=(features.transform(split.validation.inputs), validation_labels),
+        batch_size=config.batch_size,
+        seed=config.seed,
+        whole_batches=jit_compile,
+        accumulate_steps=config.accumulate_steps,
+    )
+    test_dataset = tf_data.make_dataset(features.transform(split.test.inputs), test_labels, config.batch_size)
+
+    # Build the model inside the strategy's scope, so its variables are distributed.
+    with strategy.scope():
+        model = build_model(config, features, len(class_names))
+        # With --accumulate-steps N, one update averages N micro-batches' gradients.
+        model = accumulation.with_gradient_accumulation(model, config.accumulate_steps)
+        optimizer = optimizers.optimizer_from_config(config)
+        training.compile_classifier(model, optimizer, config.steps_per_execution, jit_compile)
+
+    # Train, with checkpoints, early stopping and resume.
+    fit_summary = training.fit(model, run, inputs, config)
+
+    # Compare with a linear baseline on the same split (the chief alone), then
+    # evaluate the best weights on the test split and save everything.
+    baseline_scores = None
+    if writes_outputs:
+        baseline_scores = baseline.fit_and_score(split, train_labels, test_labels, len(class_names))
+    metrics = training.evaluate_and_save(
+        model, run, features, class_names, test_dataset, test_labels, fit_summary, baseline_scores
+    )
+    if not writes_outputs:
+        shutil.rmtree(run.path, ignore_errors=True)
+        return metrics
+    report.write_report(run.path)
+    print(
+        f"kerastrain: test accuracy {metrics['test']['accuracy']:.4f} "
+        f"({baseline_scores['accuracy']:.4f} for the linear baseline), "
+        f"{metrics['examples_per_second']:.0f} examples/s; outputs and report.html in {run.path}"
+    )
+    return metrics
+
+
+# The recipe's pieces, which `main` calls in order and `--tune` calls for each trial.
+
+
+def load_examples(config):
+    """The labelled texts that `config.data` names."""
+    from kerastrain import data
+
+    return data.load_examples(config.data, config.text_column, config.label_column)
+
+
+def fit_preprocessor(config, examples, train_texts):
+    """Token ids for the convolutions and, optionally, n-gram ids, fitted on `train_texts`.
+
+    Returns:
+        A fitted `TextFeatures` with inputs `"tokens"` and, with
+        `config.ngram_features`, `"ngrams"`.
+    """
+    from kerastrain.text_vectorization import TextFeatures, TextVectorizer
+
     vectorizers = {
         "tokens": TextVectorizer(
             "sequences",
@@ -78,80 +162,16 @@ def main(config):
             ngram_range=(1, config.ngram_max),
             lowercase=config.lowercase,
         )
-    features = TextFeatures(vectorizers).fit(split.train.inputs)
-
-    # TensorFlow starts here. The strategy comes first: it may split the CPU into
-    # logical devices, which must happen before anything touches a device.
-    from kerastrain import optimizers, precision, strategies, tf_data, training
-
-    strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
-    policy = precision.apply_precision(config.precision, config.strategy)
-    jit_compile = config.jit_compile and strategies.supports_jit_compile(strategy)
-    training.seed_everything(config.seed)
-    environment = training.describe_environment(strategy, policy, jit_compile)
-    run.create(config, environment)
-    training.save_preprocessing(run, features, class_names)  # a job's evaluator reads them now
-    print(
-        f"kerastrain: {len(split.train)} train, {len(split.validation)} validation, "
-        f"{len(split.test)} test examples of {examples.source}; {len(class_names)} classes; "
-        f"{policy} on {training.describe_devices(environment)}"
-    )
-    train_input, validation_input, fit_arguments = tf_data.make_training_inputs(
-        strategy,
-        train=(features.transform(split.train.inputs), train_labels),
-        validation=(features.transform(split.validation.inputs), validation_labels),
-        batch_size=config.batch_size,
-        seed=config.seed,
-    )
-    test_dataset = tf_data.make_dataset(features.transform(split.test.inputs), test_labels, config.batch_size)
-
-    # Build the model inside the strategy's scope, so its variables are distributed.
-    with strategy.scope():
-        model = build_model(config, features, len(class_names))
-        optimizer = optimizers.build_optimizer(
-            config.optimizer,
-            config.learning_rate,
-            momentum=config.momentum,
-            schedule=config.schedule,
-            decay_steps=config.decay_steps,
-            decay_rate=config.decay_rate,
-            clipnorm=config.clipnorm,
-        )
-        training.compile_classifier(model, optimizer, config.steps_per_execution, jit_compile)
-
-    # Train, with checkpoints, early stopping and resume.
-    fit_summary = training.fit(
-        model, run, train_input, validation_input, config, len(split.train), fit_arguments
-    )
-
-    # Evaluate the best weights on the test split and save everything.
-    metrics = training.evaluate_and_save(
-        model, run, features, class_names, test_dataset, test_labels, fit_summary
-    )
-    if not writes_outputs:
-        shutil.rmtree(run.path, ignore_errors=True)
-        return metrics
-    print(
-        f"kerastrain: test accuracy {metrics['test']['accuracy']:.4f}, "
-        f"{metrics['examples_per_second']:.0f} examples/s; outputs in {run.path}"
-    )
-    return metrics
+    return TextFeatures(vectorizers).fit(train_texts)
 
 
-def load_split(config):
-    """The examples of `config.data` and their stratified, seeded train/validation/test split."""
-    from kerastrain import data
-    from kerastrain.data import splits
-
-    examples = data.load_examples(config.data, config.text_column, config.label_column)
-    split = splits.stratified_split(
-        examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
-    )
-    return examples, split
+def model_inputs(features, texts):
+    """The model's named inputs for `texts`."""
+    return features.transform(texts)
 
 
 def build_model(config, features, num_classes):
-    """The TextCNN for the fitted `features`, uncompiled."""
+    """The TextCNN, uncompiled, sized by the fitted `features`."""
     from kerastrain.models import build_textcnn
 
     tokens = features.vectorizers["tokens"]
@@ -172,36 +192,18 @@ def build_model(config, features, num_classes):
     )
 
 
-def evaluate_checkpoints(config):
-    """The evaluator task of a TF_CONFIG job (sidecar evaluation).
-
-    Waits for the chief's fitted preprocessor, then evaluates each epoch
-    checkpoint the chief writes on the validation split, into
-    `OUTPUT_DIR/evaluator/metrics.csv`.
-
-    Returns:
-        The number of checkpoints evaluated.
-    """
-    from kerastrain import run_folder, sidecar
-
-    run = run_folder.RunFolder(config.output_dir)
-    features, class_names = sidecar.wait_for_chief(run, config, config.evaluator_timeout)
-    _, split = load_split(config)
-    validation_labels = sidecar.encode_like_chief(split.validation.labels, class_names)
-    print(f"kerastrain: evaluator: {len(split.validation)} validation examples; waiting for checkpoints", flush=True)
-
-    from kerastrain import tf_data
-
-    model = build_model(config, features, len(class_names))
-    dataset = tf_data.make_dataset(features.transform(split.validation.inputs), validation_labels, config.batch_size)
-    return sidecar.evaluate_checkpoints(model, dataset, run, config.epochs, config.evaluator_timeout)
-
-
 def parse_and_run(argv=None):
-    config, _ = cli.parse_config(
+    command = cli.parse_command(
         TextCNNConfig, argv, prog="python -m kerastrain.recipes.textcnn", description=__doc__.split("\n")[1]
     )
-    main(config)
+    config = command.config
+    if command.search_space:
+        # Search the [tune] table's values, then train the best config in the same folder.
+        from kerastrain import tuning
+
+        config = tuning.search(config, command.search_space, recipe=sys.modules[__name__])
+    if config is not None:  # None: the folder holds the model of an earlier best config
+        main(config)
 
 
 if __name__ == "__main__":
