@@ -35,11 +35,9 @@ def fingerprints(run_dir):
 
 
 def float32_weight_bytes(run_dir):
-    from kerastrain import models  # noqa: F401  registers the custom layers for loading
-    from kerastrain.backend import keras
+    from kerastrain.predict import Predictor
 
-    model = keras.models.load_model(run_dir / "model.keras", compile=False)
-    return sum(weight.nbytes for weight in model.get_weights())
+    return sum(weight.nbytes for weight in Predictor.load(run_dir).model.get_weights())
 
 
 def check_compressed(run_dir, method, in_process=False):
