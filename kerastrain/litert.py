@@ -60,11 +60,39 @@ def convert(model, method):
         raise ValueError(f"Expected method to be one of {', '.join(METHODS)}. Received: method={method!r}")
     from kerastrain.backend import tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = tf.lite.TFLiteConverter.from_keras_model(computing_in_float32(model))
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if method == "float16":
         converter.target_spec.supported_types = [tf.float16]
     return converter.convert()
+
+
+def computing_in_float32(model):
+    """The model itself, or for a mixed-precision model a float32 copy with its weights.
+
+    A `mixed_bfloat16` or `mixed_float16` model computes in 16-bit types that the
+    converter has no builtin kernels for ("'tf.Relu' op is neither a custom op
+    nor a flex op"). Its variables are float32, so the copy computes what the
+    original computes, at float32 precision.
+    """
+    config = model.get_config()
+    float32_config = float32_policies(config)
+    if float32_config == config:
+        return model
+    copy = model.__class__.from_config(float32_config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def float32_policies(config):
+    """`config` with every dtype policy of a layer replaced by `"float32"`."""
+    if isinstance(config, dict):
+        if config.get("class_name") in ("Policy", "DTypePolicy"):
+            return "float32"
+        return {key: float32_policies(value) for key, value in config.items()}
+    if isinstance(config, list):
+        return [float32_policies(value) for value in config]
+    return config
 
 
 class LiteClassifier:

@@ -157,3 +157,20 @@ def test_bad_input_gets_one_line_and_writes_nothing(case, expected, tmp_path, fi
     lines = error_lines(result)
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
     assert (sorted(path.name for path in run_dir.iterdir()) if run_dir.exists() else None) == before
+
+
+def test_mixed_precision_model_converts_through_a_float32_copy():
+    from kerastrain import litert
+    from kerastrain.backend import keras
+
+    inputs = keras.Input(shape=(6,), name="features")
+    hidden = keras.layers.Dense(16, activation="relu", dtype="mixed_bfloat16")(inputs)
+    outputs = keras.layers.Dense(3, activation="softmax", dtype="float32")(hidden)
+    model = keras.Model(inputs, outputs)
+    copy = litert.computing_in_float32(model)
+    assert copy is not model and all(layer.compute_dtype == "float32" for layer in copy.layers[1:])
+    assert litert.computing_in_float32(copy) is copy
+    rows = np.random.default_rng(1).normal(size=(20, 6)).astype(np.float32)
+    compressed = litert.LiteClassifier(litert.convert(model, "float16")).predict_proba(rows)
+    # bfloat16 keeps about 3 significant digits; the copy computes in float32.
+    assert np.allclose(compressed, model.predict(rows, verbose=0), atol=0.02)
