@@ -52,10 +52,12 @@ def load_test_split(run):
     from kerastrain.data import splits
 
     stored = run.read_json(run_folder.CONFIG)["config"]
+    config = types.SimpleNamespace(**stored)
     try:
         # Numeric tables are read only when a CSV lacks the text column, which the
         # data of a finished text run does not, so this loads what either recipe did.
-        _, split = data.load_split(types.SimpleNamespace(**stored), allow_numeric=True)
+        examples = data.load_examples(config.data, config.text_column, config.label_column, allow_numeric=True)
+        split = splits.split_as_configured(examples, config)
     except UsageError as error:
         raise UsageError(f"Cannot recreate the test split of {run.path}: {error}") from None
     class_names, _, _, test_labels = splits.encode_labels(split)

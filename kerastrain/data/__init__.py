@@ -6,7 +6,7 @@ when called, so bad data is reported before TensorFlow's start-up cost.
 
 import os
 
-from kerastrain.data import bundled, online, splits, tables
+from kerastrain.data import bundled, online, tables
 from kerastrain.data.examples import Examples
 from kerastrain.errors import UsageError
 
@@ -62,36 +62,8 @@ def load_examples(source, text_column="text", label_column="label", allow_numeri
     return examples
 
 
-def load_split(config, allow_numeric=False):
-    """Loads a run's data and splits it as its recipe does.
-
-    The same config gives the same split, so a finished run's test split can be
-    recreated from the config in its `config.json`.
-
-    Args:
-        config: an object with the attributes `data`, `text_column`,
-            `label_column`, `validation_fraction`, `test_fraction`, `seed` and
-            `max_examples`, such as a `TrainingConfig`.
-        allow_numeric: whether numeric feature tables are accepted. Defaults to
-            `False`.
-
-    Returns:
-        A tuple `(examples, split)`: the loaded `Examples` and their `Split`.
-
-    Raises:
-        UsageError: as `load_examples` and `splits.stratified_split` do.
-    """
-    examples = load_examples(
-        config.data, config.text_column, config.label_column, allow_numeric=allow_numeric
-    )
-    split = splits.stratified_split(
-        examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
-    )
-    return examples, split
-
-
 def looks_like_a_path(source):
     return os.path.exists(source) or source.endswith((".csv", ".csv.gz", ".gz")) or os.sep in source
 
 
-__all__ = ["Examples", "load_examples", "load_split", "TEXT_DATASETS", "NUMERIC_DATASETS"]
+__all__ = ["Examples", "load_examples", "TEXT_DATASETS", "NUMERIC_DATASETS"]
