@@ -24,7 +24,21 @@ def evaluate(model, dataset, label_ids, class_names):
         A dict with `accuracy`, `loss`, `macro_f1`, the `report` text and the
         `confusion_matrix` (a nested list).
     """
-    probabilities = np.asarray(model.predict(dataset, verbose=0), dtype=np.float64)
+    return score_probabilities(model.predict(dataset, verbose=0), label_ids, class_names)
+
+
+def score_probabilities(probabilities, label_ids, class_names):
+    """Classification metrics of predicted class probabilities.
+
+    Args:
+        probabilities: an array `(examples, classes)` of class probabilities.
+        label_ids: the true class ids, one per row of `probabilities`.
+        class_names: names of the class ids.
+
+    Returns:
+        The dict that `evaluate` returns.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
     label_ids = np.asarray(label_ids)
     predicted = np.argmax(probabilities, axis=1)
     # Clipped as Keras' cross-entropy clips, so that one confident mistake

@@ -68,14 +68,18 @@ class Predictor:
     def takes_text(self):
         return not hasattr(self.preprocessor, "mean_")
 
-    def predict_proba(self, inputs):
-        """Class probabilities, one row per input (texts, or rows of feature values)."""
+    def features(self, inputs):
+        """The model's inputs for raw inputs: a dict of arrays, or one float32 array."""
         if isinstance(inputs, str):
             inputs = [inputs]
         features = self.preprocessor.transform(inputs)
         if not isinstance(features, dict):
             features = np.asarray(features, dtype=np.float32)
-        return self.model.predict(features, verbose=0)
+        return features
+
+    def predict_proba(self, inputs):
+        """Class probabilities, one row per input (texts, or rows of feature values)."""
+        return self.model.predict(self.features(inputs), verbose=0)
 
     def predict(self, inputs):
         """The most probable class name of each input."""

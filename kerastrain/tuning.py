@@ -219,9 +219,7 @@ def search(config, space, recipe):
     check_search_folder(config, space, project_dir)
 
     examples = recipe.load_examples(config)
-    split = splits.stratified_split(
-        examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
-    )
+    split = splits.split_as_configured(examples, config)
     class_names, train_labels, validation_labels, _ = splits.encode_labels(split)
     data = SearchData(examples, split, class_names, train_labels, validation_labels)
 

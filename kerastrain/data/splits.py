@@ -70,6 +70,25 @@ def stratified_split(examples, validation_fraction, test_fraction, seed, max_exa
     return Split(examples.subset(train), examples.subset(validation), examples.subset(test))
 
 
+def split_as_configured(examples, config):
+    """Splits examples with the fractions, seed and sample size of a run's config.
+
+    Training, a search and a later look at a finished run (its config read back
+    from `config.json`) all call this, so the same config gives the same split.
+
+    Args:
+        examples: an `Examples`.
+        config: an object with the attributes `validation_fraction`,
+            `test_fraction`, `seed` and `max_examples`, such as a `TrainingConfig`.
+
+    Returns:
+        A `Split`, as `stratified_split` returns.
+    """
+    return stratified_split(
+        examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
+    )
+
+
 def encode_labels(split):
     """Class names (sorted) and the int class ids of each part of a split."""
     class_names = sorted(np.unique(split.train.labels).tolist())

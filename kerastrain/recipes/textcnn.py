@@ -60,9 +60,7 @@ def main(config):
 
     # Load data: a stratified, seeded train/validation/test split.
     examples = load_examples(config)
-    split = splits.stratified_split(
-        examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
-    )
+    split = splits.split_as_configured(examples, config)
     class_names, train_labels, validation_labels, test_labels = splits.encode_labels(split)
 
     # Prepare: token ids for the convolutions and, optionally, n-gram ids for the
