@@ -43,10 +43,7 @@ def run_evaluator(config, recipe):
 
     run = run_folder.RunFolder(config.output_dir)
     preprocessor, class_names = wait_for_chief(run, config, config.evaluator_timeout)
-    examples = recipe.load_examples(config)
-    split = splits.stratified_split(
-        examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
-    )
+    split = splits.split_as_configured(recipe.load_examples(config), config)
     validation_labels = encode_like_chief(split.validation.labels, class_names)
     print(f"kerastrain: evaluator: {len(split.validation)} validation examples; waiting for checkpoints", flush=True)
 
