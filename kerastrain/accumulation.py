@@ -14,7 +14,9 @@ carry gradients from one step to the next, means:
   when `BackupAndRestore` resumes, and no partial accumulation at an epoch's
   end. The epoch's last step holds the examples left over (fewer than
   `accumulate_steps * batch_size`) and applies their mean gradient as one
-  smaller update;
+  smaller update, unless the training data leaves out partial steps (with
+  XLA, and under `MultiWorkerMirroredStrategy`: see
+  `tf_data.make_training_inputs`);
 - the optimizer is called once per step, unconditionally: its `iterations`,
   and so learning-rate schedules, count applied updates; `clipnorm` clips the
   accumulated gradient; under a mixed-precision `LossScaleOptimizer` every
