@@ -34,6 +34,9 @@ SETUPS = {
     "default_no_xla": RECIPE + ["--strategy", "default", "--no-jit-compile"],
     "mirrored_2cpu": RECIPE + ["--strategy", "mirrored", "--cpu-devices", "2"],
     "parameter_server_local": RECIPE + ["--strategy", "parameter_server", "--local-cluster", "workers=2,ps=1"],
+    # More in-process workers on the same 2 cores: if throughput rises, the steps
+    # wait on round trips to the parameter server rather than on computation.
+    "parameter_server_local_4_workers": RECIPE + ["--strategy", "parameter_server", "--local-cluster", "workers=4,ps=1"],
     "parameter_server_processes": LAUNCHER + ["--workers", "2", "--ps", "1", "--"] + RECIPE + ["--strategy", "parameter_server"],
     "multi_worker_mirrored_2proc": LAUNCHER + ["--workers", "2", "--ps", "0", "--no-chief", "--"] + RECIPE + ["--strategy", "multi_worker_mirrored"],
 }

@@ -12,11 +12,9 @@ carry gradients from one step to the next, means:
 
 - no state outlives a step: nothing to checkpoint, nothing to lose or replay
   when `BackupAndRestore` resumes, and no partial accumulation at an epoch's
-  end. The epoch's last step holds the examples left over (fewer than
-  `accumulate_steps * batch_size`) and applies their mean gradient as one
-  smaller update, unless the training data leaves out partial steps (with
-  XLA, and under `MultiWorkerMirroredStrategy`: see
-  `tf_data.make_training_inputs`);
+  end (the training data repeats, so every step is whole: see
+  `tf_data.make_training_inputs`; a shorter batch would still be split and
+  weighted correctly);
 - the optimizer is called once per step, unconditionally: its `iterations`,
   and so learning-rate schedules, count applied updates; `clipnorm` clips the
   accumulated gradient; under a mixed-precision `LossScaleOptimizer` every

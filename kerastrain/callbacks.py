@@ -98,6 +98,43 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.manager.save(checkpoint_number=epoch)
 
 
+class HistoryTrim(keras.callbacks.Callback):
+    """On resume, removes the log rows of epochs that are about to run again.
+
+    `BackupAndRestore` saves after the CSV log line of an epoch, so a run
+    killed between the two has logged an epoch that it trains again when it
+    resumes. Before the first epoch of this `fit` starts, this drops the rows
+    of that epoch and later ones from the log, so every epoch appears once.
+    The file is rewritten in place: `CSVLogger` keeps it open for appending.
+    Put it before the `CSVLogger`.
+
+    Args:
+        path: the CSV log, whose first column is the epoch.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_train_begin(self, logs=None):
+        self.checked = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.checked:
+            return
+        self.checked = True
+        if not os.path.exists(self.path):
+            return
+        with open(self.path, "r+") as file:
+            header, *rows = file.readlines()
+            kept = [row for row in rows if row.split(",", 1)[0].strip().isdigit() and int(row.split(",", 1)[0]) < epoch]
+            if len(kept) == len(rows):
+                return
+            file.seek(0)
+            file.writelines([header, *kept])
+            file.truncate()
+
+
 class HistoryPlot(keras.callbacks.Callback):
     """Draws `history.png` from the run's `history.csv` during and after training.
 
@@ -143,7 +180,7 @@ def standard_callbacks(
 
     In order: per-epoch throughput, the best-weights checkpoint
     (`checkpoints/best.h5`), the CSV log (`history.csv`, appended to on
-    resume), optionally a checkpoint of every epoch for an evaluator task
+    resume, without the rows of epochs that run again), optionally a checkpoint of every epoch for an evaluator task
     (`checkpoints/epochs/`), the history plot (`history.png`, redrawn at most
     every 30 s and at the end), early stopping on the validation
     loss that restores the best weights, `BackupAndRestore` (`backup/`, so that
@@ -167,6 +204,7 @@ def standard_callbacks(
     callbacks = [
         EpochThroughput(examples_per_epoch),
         BestWeightsCheckpoint(run.file(run_folder.BEST_WEIGHTS), best=best),
+        HistoryTrim(run.file(run_folder.HISTORY)),
         keras.callbacks.CSVLogger(run.file(run_folder.HISTORY), append=True),
     ]
     if epoch_checkpoints:

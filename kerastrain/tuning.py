@@ -169,7 +169,6 @@ def train_trial(config, recipe, data, jit_compile, earlier_curves):
         validation=(recipe.model_inputs(preprocessor, data.split.validation.inputs), data.validation_labels),
         batch_size=config.batch_size,
         seed=config.seed,
-        whole_batches=jit_compile,
         accumulate_steps=config.accumulate_steps,
     )
     model = recipe.build_model(config, preprocessor, len(data.class_names))
@@ -185,6 +184,7 @@ def train_trial(config, recipe, data, jit_compile, earlier_curves):
     history = model.fit(
         inputs.train,
         validation_data=inputs.validation,
+        **inputs.fit_arguments,
         epochs=config.epochs,
         callbacks=callbacks,
         verbose=0 if config.verbose == 0 else 2,

@@ -456,38 +456,29 @@ def test_make_dataset_shards_by_data():
 
 
 
-def batch_sizes(dataset):
-    return [int(labels.shape[0]) for _, labels in dataset]
+def batch_sizes(dataset, steps):
+    return [int(labels.shape[0]) for _, labels in dataset.take(steps)]
 
 
-def test_training_inputs_keep_the_partial_batch_by_default():
+def test_training_inputs_repeat_whole_batches_and_count_an_epoch_in_steps():
     inputs = tf_data.make_training_inputs(
         tf.distribute.get_strategy(), (np.zeros((10, 1), "float32"), np.arange(10)), (np.zeros((3, 1), "float32"), np.arange(3)), 4
     )
-    assert sorted(batch_sizes(inputs.train)) == [2, 4, 4]
-    assert inputs.examples_per_epoch == 10
-    assert inputs.steps_per_epoch == 3
-    assert inputs.fit_arguments == {}
+    assert inputs.steps_per_epoch == 3 and inputs.fit_arguments == {"steps_per_epoch": 3}
+    assert inputs.examples_per_epoch == 12
+    # Every batch is whole (one shape for XLA), and the examples keep coming.
+    assert batch_sizes(inputs.train, 6) == [4] * 6
+    labels = np.concatenate([batch_labels.numpy() for _, batch_labels in inputs.train.take(5)])
+    assert sorted(labels[:10]) == list(range(10)) and sorted(labels[10:20]) == list(range(10))
+    assert [int(labels.shape[0]) for _, labels in inputs.validation] == [3]
 
 
-def test_training_inputs_with_whole_batches_leave_out_the_partial_one():
+def test_training_inputs_of_a_split_smaller_than_one_batch_still_fill_it():
     inputs = tf_data.make_training_inputs(
-        tf.distribute.get_strategy(), (np.zeros((10, 1), "float32"), np.arange(10)), (np.zeros((3, 1), "float32"), np.arange(3)), 4,
-        whole_batches=True,
-    )  # fmt: skip
-    assert batch_sizes(inputs.train) == [4, 4]
-    assert inputs.examples_per_epoch == 8
-    assert inputs.steps_per_epoch == 2
-    assert batch_sizes(inputs.validation) == [3]
-
-
-def test_training_inputs_with_whole_batches_keep_a_split_smaller_than_one_batch():
-    inputs = tf_data.make_training_inputs(
-        tf.distribute.get_strategy(), (np.zeros((3, 1), "float32"), np.arange(3)), (np.zeros((3, 1), "float32"), np.arange(3)), 4,
-        whole_batches=True,
-    )  # fmt: skip
-    assert batch_sizes(inputs.train) == [3]
-    assert inputs.examples_per_epoch == 3
+        tf.distribute.get_strategy(), (np.zeros((3, 1), "float32"), np.arange(3)), (np.zeros((3, 1), "float32"), np.arange(3)), 4
+    )
+    assert inputs.steps_per_epoch == 1 and inputs.examples_per_epoch == 4
+    assert batch_sizes(inputs.train, 2) == [4, 4]
 
 
 # Callbacks.
@@ -648,7 +639,7 @@ def test_standard_callbacks_order_and_options(tmp_path):
     run = run_folder.RunFolder(tmp_path)
     names = [type(callback).__name__ for callback in callbacks.standard_callbacks(run, 100)]
     assert names == [
-        "EpochThroughput", "BestWeightsCheckpoint", "CSVLogger", "HistoryPlot",
+        "EpochThroughput", "BestWeightsCheckpoint", "HistoryTrim", "CSVLogger", "HistoryPlot",
         "EarlyStopping", "BackupAndRestore",
     ]  # fmt: skip
     names = [
@@ -658,7 +649,35 @@ def test_standard_callbacks_order_and_options(tmp_path):
     assert "EarlyStopping" not in names
     assert names[-1] == "TensorBoard"
     names = [type(callback).__name__ for callback in callbacks.standard_callbacks(run, 100, epoch_checkpoints=True)]
-    assert names[2:4] == ["CSVLogger", "EpochCheckpoint"]
+    assert names[3:5] == ["CSVLogger", "EpochCheckpoint"]
+
+
+def test_history_trim_drops_the_rows_of_epochs_that_run_again_before_the_log_appends(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss\n0,0.9\n1,0.5\n2,0.4\n")
+    trim = callbacks.HistoryTrim(str(path))
+    logger = keras.callbacks.CSVLogger(str(path), append=True)
+    for callback in (trim, logger):
+        callback.on_train_begin()
+    # Resumed from the backup of epoch 1: epoch 2 was logged but runs again.
+    for callback in (trim, logger):
+        callback.on_epoch_begin(2)
+    logger.on_epoch_end(2, {"loss": 0.3})
+    trim.on_epoch_begin(3)
+    logger.on_epoch_end(3, {"loss": 0.2})
+    logger.on_train_end()
+    rows = [line.split(",")[:2] for line in path.read_text().splitlines()]
+    assert rows == [["epoch", "loss"], ["0", "0.9"], ["1", "0.5"], ["2", "0.3"], ["3", "0.2"]]
+
+
+def test_history_trim_leaves_a_log_without_rerun_epochs_alone(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss\n0,0.9\n1,0.5\n")
+    modified = path.stat().st_mtime_ns
+    trim = callbacks.HistoryTrim(str(path))
+    trim.on_train_begin()
+    trim.on_epoch_begin(2)
+    assert path.read_text() == "epoch,loss\n0,0.9\n1,0.5\n" and path.stat().st_mtime_ns == modified
 
 
 def test_standard_callbacks_resume_from_the_best_logged_loss(tmp_path):

@@ -91,7 +91,6 @@ def main(config):
         validation=(model_inputs(preprocessor, split.validation.inputs), validation_labels),
         batch_size=config.batch_size,
         seed=config.seed,
-        whole_batches=jit_compile,
         accumulate_steps=config.accumulate_steps,
     )
     test_dataset = tf_data.make_dataset(model_inputs(preprocessor, split.test.inputs), test_labels, config.batch_size)

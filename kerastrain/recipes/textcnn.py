@@ -89,7 +89,6 @@ def main(config):
         validation=(features.transform(split.validation.inputs), validation_labels),
         batch_size=config.batch_size,
         seed=config.seed,
-        whole_batches=jit_compile,
         accumulate_steps=config.accumulate_steps,
     )
     test_dataset = tf_data.make_dataset(features.transform(split.test.inputs), test_labels, config.batch_size)
