@@ -1,0 +1,73 @@
+"""Diagnostic: the cost of a parameter-server step against a single-process step.
+
+Trains the recipe's TextCNN on TREC, in this process, either without a strategy
+or under `ParameterServerStrategy` on an in-process cluster, and prints the
+training examples per second of each epoch. Validation, callbacks and the run
+folder are left out, so only the training steps are compared. One setup per
+run: the in-process cluster can be started once per process.
+
+Usage:
+
+    python benchmarks/parameter_server_overhead.py --mode default --no-ngrams
+    python benchmarks/parameter_server_overhead.py --mode parameter_server --workers 1 --no-ngrams
+    python benchmarks/parameter_server_overhead.py --mode parameter_server --workers 2 --steps-per-execution 32
+
+Results on the 2-core CI machine are in the README's strategies section.
+"""
+
+import argparse
+import json
+import os
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TREC = os.path.join(REPO, "..", "shared", "data", "trec_questions.csv.gz")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=TREC)
+    parser.add_argument("--mode", choices=("default", "parameter_server"), default="parameter_server")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--ps", type=int, default=1)
+    parser.add_argument("--no-ngrams", action="store_true", help="Leave out the n-gram branch (a plain TextCNN).")
+    parser.add_argument("--steps-per-execution", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epoch-repeats", type=int, default=2, help="Passes over the training split per epoch.")
+    arguments = parser.parse_args()
+
+    from kerastrain import cluster, optimizers, tf_data, training
+    from kerastrain.backend import tf
+    from kerastrain.callbacks import EpochThroughput
+    from kerastrain.config import TextCNNConfig
+    from kerastrain.data import load_examples, splits
+    from kerastrain.recipes import textcnn
+
+    config = TextCNNConfig(data=arguments.data, ngram_features=0 if arguments.no_ngrams else 20000)
+    examples = load_examples(config.data, config.text_column, config.label_column)
+    split = splits.split_as_configured(examples, config)
+    class_names, train_labels, _, _ = splits.encode_labels(split)
+    features = textcnn.fit_preprocessor(config, examples, split.train.inputs)
+    if arguments.mode == "parameter_server":
+        resolver = cluster.start_local_cluster(arguments.workers, arguments.ps)
+        strategy = tf.distribute.ParameterServerStrategy(resolver)
+    else:
+        strategy = tf.distribute.get_strategy()
+    train = (features.transform(split.train.inputs), train_labels)
+    inputs = tf_data.make_training_inputs(strategy, train, train, config.batch_size, config.seed)
+    with strategy.scope():
+        model = textcnn.build_model(config, features, len(class_names))
+        training.compile_classifier(model, optimizers.optimizer_from_config(config), arguments.steps_per_execution)
+    throughput = EpochThroughput(inputs.examples_per_epoch * arguments.epoch_repeats)
+    model.fit(
+        inputs.train,
+        epochs=arguments.epochs,
+        steps_per_epoch=inputs.steps_per_epoch * arguments.epoch_repeats,
+        callbacks=[throughput],
+        verbose=0,
+    )
+    rates = [round(inputs.examples_per_epoch * arguments.epoch_repeats / seconds) for seconds in throughput.epoch_seconds]
+    print(json.dumps({**vars(arguments), "examples_per_second_per_epoch": rates}))
+
+
+if __name__ == "__main__":
+    main()
