@@ -283,16 +283,9 @@ def to_hyperparameters(space):
     for parameter in space.parameters:
         if parameter.kind == "choice":
             hyperparameters.Choice(parameter.name, list(parameter.values), ordered=False)
-        elif parameter.kind == "int":
-            hyperparameters.Int(
-                parameter.name,
-                parameter.minimum,
-                parameter.maximum,
-                step=parameter.step,
-                sampling=parameter.sampling,
-            )
         else:
-            hyperparameters.Float(
+            declare = hyperparameters.Int if parameter.kind == "int" else hyperparameters.Float
+            declare(
                 parameter.name,
                 parameter.minimum,
                 parameter.maximum,
