@@ -1,5 +1,6 @@
 """Callbacks of a recipe run: checkpoints, early stopping, resume, logs, plots."""
 
+import csv
 import math
 import os
 import time
@@ -33,6 +34,82 @@ class EpochThroughput(keras.callbacks.Callback):
         if logs is not None:
             logs["epoch_seconds"] = seconds
             logs["examples_per_second"] = self.examples_per_epoch / seconds
+
+
+class WorkerThroughput(keras.callbacks.Callback):
+    """Writes each worker's training steps, examples and examples per second of every epoch.
+
+    Each epoch appends one row per worker to a CSV file (`workers.csv` in a
+    run folder) with the columns `epoch`, `worker`, `steps`, `examples`,
+    `examples_per_second` and `source`:
+
+    - `source` is `counted` when a `counter` is given (parameter servers): a
+      worker's steps are those it counted itself in the epoch, and its
+      examples are its steps times the examples of one step. A worker whose
+      count cannot be read at the end of an epoch (it is down) gets empty
+      figures for that epoch and the next, as its count may start again from
+      zero when it returns.
+    - `source` is `derived` without one (multi-worker mirrored): every worker
+      runs every step on an equal share of the step's batch, so each gets the
+      epoch's steps and `1 / num_workers` of its examples. Nothing is measured
+      per worker.
+
+    Examples per second divide by the epoch's seconds as the chief times
+    them, so the workers' figures add up to the job's. Put it after
+    `EpochThroughput`, whose `epoch_seconds` it reads from the logs. The file
+    keeps a log line's order, epoch first, so `HistoryTrim` can trim it on
+    resume.
+
+    Args:
+        path: the CSV file, appended to.
+        num_workers: the workers that run training steps.
+        examples_per_step: training examples in one step, over all workers.
+        steps_per_epoch: training steps in one epoch.
+        counter: the `worker_steps.WorkerStepCounter` to read, or `None` when
+            every worker runs every step. Defaults to `None`.
+    """
+
+    COLUMNS = ("epoch", "worker", "steps", "examples", "examples_per_second", "source")
+
+    def __init__(self, path, num_workers, examples_per_step, steps_per_epoch, counter=None):
+        super().__init__()
+        self.path = path
+        self.num_workers = num_workers
+        self.examples_per_step = examples_per_step
+        self.steps_per_epoch = steps_per_epoch
+        self.counter = counter
+
+    def on_train_begin(self, logs=None):
+        self.last_counts = self.counter.read() if self.counter is not None else None
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = (logs or {}).get("epoch_seconds", math.nan)
+        if self.counter is None:
+            steps = [self.steps_per_epoch] * self.num_workers
+            examples_per_worker_step = self.examples_per_step / self.num_workers
+            source = "derived"
+        else:
+            counts = self.counter.read()
+            steps = [
+                count - last if count is not None and last is not None and count >= last else None
+                for count, last in zip(counts, self.last_counts)
+            ]
+            self.last_counts = counts
+            examples_per_worker_step = self.examples_per_step
+            source = "counted"
+        rows = []
+        for worker, worker_steps in enumerate(steps):
+            if worker_steps is None:
+                rows.append([epoch, worker, "", "", "", source])
+                continue
+            examples = worker_steps * examples_per_worker_step
+            rows.append([epoch, worker, worker_steps, examples, examples / seconds, source])
+        is_new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
+        with open(self.path, "a", newline="") as file:
+            writer = csv.writer(file)
+            if is_new:
+                writer.writerow(self.COLUMNS)
+            writer.writerows(rows)
 
 
 class BestWeightsCheckpoint(keras.callbacks.Callback):
@@ -174,13 +251,20 @@ class HistoryPlot(keras.callbacks.Callback):
 
 
 def standard_callbacks(
-    run, examples_per_epoch, early_stopping_patience=3, tensorboard=False, epoch_checkpoints=False
+    run,
+    examples_per_epoch,
+    early_stopping_patience=3,
+    tensorboard=False,
+    epoch_checkpoints=False,
+    worker_throughput=None,
 ):
     """The callbacks every recipe trains with.
 
-    In order: per-epoch throughput, the best-weights checkpoint
-    (`checkpoints/best.h5`), the CSV log (`history.csv`, appended to on
-    resume, without the rows of epochs that run again), optionally a checkpoint of every epoch for an evaluator task
+    In order: per-epoch throughput, optionally each worker's share of it
+    (`workers.csv`, trimmed on resume as `history.csv` is), the best-weights
+    checkpoint (`checkpoints/best.h5`), the CSV log
+    (`history.csv`, appended to on resume, without the rows of epochs that
+    run again), optionally a checkpoint of every epoch for an evaluator task
     (`checkpoints/epochs/`), the history plot (`history.png`, redrawn at most
     every 30 s and at the end), early stopping on the validation
     loss that restores the best weights, `BackupAndRestore` (`backup/`, so that
@@ -195,14 +279,19 @@ def standard_callbacks(
         tensorboard: whether to write TensorBoard logs. Defaults to `False`.
         epoch_checkpoints: whether to checkpoint every epoch for an evaluator
             task. Defaults to `False`.
+        worker_throughput: a `WorkerThroughput` that writes each worker's
+            share of a cluster run, or `None` in one process. Defaults to
+            `None`.
 
     Returns:
         A list of `keras.callbacks.Callback`.
     """
     history = run.read_history()
     best = history["val_loss"].min() if "val_loss" in history and run.exists(run_folder.BEST_WEIGHTS) else math.inf
-    callbacks = [
-        EpochThroughput(examples_per_epoch),
+    callbacks = [EpochThroughput(examples_per_epoch)]
+    if worker_throughput is not None:
+        callbacks += [HistoryTrim(worker_throughput.path), worker_throughput]
+    callbacks += [
         BestWeightsCheckpoint(run.file(run_folder.BEST_WEIGHTS), best=best),
         HistoryTrim(run.file(run_folder.HISTORY)),
         keras.callbacks.CSVLogger(run.file(run_folder.HISTORY), append=True),

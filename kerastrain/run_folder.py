@@ -16,6 +16,8 @@ from kerastrain.errors import UsageError
 CONFIG = "config.json"
 METRICS = "metrics.json"
 HISTORY = "history.csv"
+# Each worker's steps and examples per epoch, in a cluster run (see `callbacks.WorkerThroughput`).
+WORKERS = "workers.csv"
 # The classic HDF5 weights format: tf-keras' newer `.weights.h5` also stores
 # metric variables and cannot load them back under MirroredStrategy.
 BEST_WEIGHTS = "checkpoints/best.h5"
@@ -147,3 +149,18 @@ class RunFolder:
         except pd.errors.EmptyDataError:  # Killed before the first line was written.
             return pd.DataFrame({"epoch": []})
         return history.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
+
+    def read_workers(self):
+        """Each worker's share of each epoch, one row per epoch and worker, as `workers.csv` has them.
+
+        Returns:
+            A `pandas.DataFrame` with the columns `epoch`, `worker`, `steps`,
+            `examples`, `examples_per_second` and `source`; empty for a run
+            in one process, or one trained before kerastrain wrote the file.
+        """
+        try:
+            workers = pd.read_csv(self.file(WORKERS))
+        except (FileNotFoundError, pd.errors.EmptyDataError):
+            return pd.DataFrame({"epoch": [], "worker": []})
+        workers = workers.drop_duplicates(["epoch", "worker"], keep="last")
+        return workers.sort_values(["epoch", "worker"]).reset_index(drop=True)

@@ -7,7 +7,7 @@ import time
 import joblib
 
 from kerastrain import callbacks as callbacks_lib
-from kerastrain import accumulation, cluster, evaluation, run_folder
+from kerastrain import accumulation, cluster, evaluation, run_folder, worker_steps
 from kerastrain.backend import keras, tf
 
 
@@ -79,12 +79,14 @@ def fit(model, run, inputs, config):
         `steps_per_epoch` (the optimizer's updates in one epoch, which
         learning-rate schedules count).
     """
+    worker_throughput = worker_throughput_callback(model, run, inputs)
     callbacks = callbacks_lib.standard_callbacks(
         run,
         examples_per_epoch=inputs.examples_per_epoch,
         early_stopping_patience=config.early_stopping_patience,
         tensorboard=config.tensorboard,
         epoch_checkpoints=cluster.job_has_evaluator(config.strategy, config.local_cluster),
+        worker_throughput=worker_throughput,
     )
     verbose = config.verbose
     if isinstance(model.distribute_strategy, tf.distribute.ParameterServerStrategy) and verbose == 1:
@@ -110,6 +112,38 @@ def fit(model, run, inputs, config):
         "train_examples": inputs.examples_per_epoch,
         "steps_per_epoch": inputs.steps_per_epoch,
     }
+
+
+def worker_throughput_callback(model, run, inputs):
+    """The callback that writes each worker's share of each epoch, or `None` in one process.
+
+    Under `ParameterServerStrategy` it makes each worker count the training
+    steps it runs (see `kerastrain.worker_steps`), so call it before `fit`.
+    Under `MultiWorkerMirroredStrategy` every worker runs every step, and the
+    callback shares the job's figures equally.
+
+    Args:
+        model: the compiled model.
+        run: the `RunFolder`, whose `workers.csv` it writes.
+        inputs: the `tf_data.TrainingInputs` it trains on.
+
+    Returns:
+        A `callbacks.WorkerThroughput`, or `None`.
+    """
+    strategy = model.distribute_strategy
+    examples_per_step = inputs.examples_per_epoch // inputs.steps_per_epoch
+    if isinstance(strategy, tf.distribute.ParameterServerStrategy):
+        counter = worker_steps.WorkerStepCounter(strategy)
+        counter.count_in(model)
+        return callbacks_lib.WorkerThroughput(
+            run.file(run_folder.WORKERS), counter.num_workers, examples_per_step, inputs.steps_per_epoch, counter
+        )
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        workers = strategy.num_replicas_in_sync // len(strategy.extended.worker_devices)
+        return callbacks_lib.WorkerThroughput(
+            run.file(run_folder.WORKERS), workers, examples_per_step, inputs.steps_per_epoch
+        )
+    return None
 
 
 def compile_only_training_step(model):

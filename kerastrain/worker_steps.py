@@ -1,0 +1,99 @@
+"""Training steps counted on each worker of a parameter-server job.
+
+Under `ParameterServerStrategy` the chief's coordinator hands each call of the
+training function (`steps_per_execution` steps) to whichever worker is free, so
+a fast worker runs more steps than a slow one and a worker that is away runs
+none. The chief alone does not learn which worker ran what, so each worker
+counts its own steps.
+
+The count is a per-worker variable: `tf.Variable(..., per_worker_variable=True)`
+under the strategy keeps one copy of the variable on each worker, and a traced
+function that updates it updates the copy of the worker it runs on (TensorFlow
+resolves the variable's handle when the function is dispatched to a worker;
+tf-keras' `DynamicLookup` layer keeps its per-worker counts the same way). The
+training step adds one to it after the step's own work, an op on the worker
+itself: the step sends no more RPCs than before. The chief reads every
+worker's count after an epoch's steps have finished.
+
+A worker that is restarted gets a new copy of the variable, counting from zero,
+so the steps it ran before it failed are lost from its count.
+"""
+
+from kerastrain.backend import tf
+
+
+class WorkerStepCounter:
+    """A count of the training steps each worker of a `ParameterServerStrategy` has run.
+
+    Create it before `fit`, then `count_in(model)`. It is not one of the
+    model's weights, so it is neither checkpointed nor saved with the model.
+
+    Args:
+        strategy: the `tf.distribute.ParameterServerStrategy` the model trains under.
+
+    Example:
+
+    ```python
+    counter = WorkerStepCounter(model.distribute_strategy)
+    counter.count_in(model)
+    model.fit(dataset_creator, epochs=1, steps_per_epoch=20)
+    counter.read()  # e.g. [12, 8]: worker 0 ran 12 steps, worker 1 ran 8
+    ```
+    """
+
+    def __init__(self, strategy):
+        if not isinstance(strategy, tf.distribute.ParameterServerStrategy):
+            raise ValueError(
+                f"Expected a ParameterServerStrategy. Received: strategy={type(strategy).__name__}"
+            )
+        # A per-worker variable lives through the strategy's coordinator; this
+        # makes it now, and `fit` later gets the same one (one per strategy).
+        tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
+        # No public API tells the number of workers; this attribute is private.
+        self.num_workers = strategy.extended._num_workers
+        with strategy.scope():
+            self.steps = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="worker_training_steps", per_worker_variable=True
+            )
+
+    def count_in(self, model):
+        """Makes each of `model`'s training steps add one to the count of the worker running it.
+
+        It wraps the model's `train_step`, so call it before the training
+        function is first traced (before `fit`).
+
+        Args:
+            model: a compiled `keras.Model` under this counter's strategy.
+        """
+        train_step = model.train_step
+
+        def counted_train_step(data):
+            outputs = train_step(data)
+            # Count a step once its results exist, as tf-keras counts its own steps.
+            with tf.control_dependencies(tf.nest.flatten(outputs)):
+                self.steps.assign_add(1, read_value=False)
+            return outputs
+
+        model.train_step = counted_train_step
+
+    def read(self):
+        """Each worker's count so far.
+
+        Returns:
+            A list with one entry per worker, in worker index order: the
+            number of training steps it has run, or `None` for a worker whose
+            count cannot be read now (it is down, or was restarted and its
+            count not yet made again).
+        """
+        # `read_all()` fails as a whole when one worker is down, so the
+        # per-worker values (private) are read one at a time.
+        per_worker = self.steps._per_worker_vars
+        if per_worker is None:  # No training step has been traced: none has run.
+            return [0] * self.num_workers
+        counts = []
+        for remote_variable in per_worker._values:
+            try:
+                counts.append(int(remote_variable.get()))
+            except tf.errors.OpError:  # Includes the cancelled read of a worker that failed.
+                counts.append(None)
+        return counts
