@@ -107,11 +107,15 @@ def plot_learning_rate(rates, steps_per_epoch):
     return figure
 
 
-def plot_throughput(history):
-    """Training examples per second of each epoch.
+def plot_throughput(history, workers=None):
+    """Training examples per second of each epoch, and of each worker in a cluster run.
 
     Args:
         history: a `pandas.DataFrame` with `epoch` and `examples_per_second`.
+        workers: a `pandas.DataFrame` with `epoch`, `worker` and
+            `examples_per_second`, one row per epoch and worker (as
+            `RunFolder.read_workers` gives it), drawn as one line per worker;
+            `None` or empty for none. Defaults to `None`.
 
     Returns:
         A `matplotlib.figure.Figure`.
@@ -119,7 +123,14 @@ def plot_throughput(history):
     figure = Figure(figsize=(6, 3.2), layout="constrained")
     FigureCanvasAgg(figure)
     axis = figure.subplots()
-    axis.bar(history["epoch"].to_numpy() + 1, history["examples_per_second"].to_numpy(), color="tab:green")
+    has_workers = workers is not None and len(workers) > 0
+    epochs = history["epoch"].to_numpy() + 1
+    axis.bar(epochs, history["examples_per_second"].to_numpy(), color="tab:green", label="job" if has_workers else None)
+    if has_workers:
+        for worker, rows in workers.groupby("worker"):
+            rates = rows["examples_per_second"].to_numpy(dtype=float)
+            axis.plot(rows["epoch"].to_numpy() + 1, rates, marker="o", label=f"worker {worker}")
+        axis.legend()
     axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     axis.set_xlabel("epoch")
     axis.set_ylabel("examples / s")

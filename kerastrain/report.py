@@ -1,11 +1,12 @@
 """The run report: one self-contained HTML page about a finished run.
 
 `report.html` holds the run's summary, training curves, test-set results, the
-linear baseline, the learning-rate schedule, throughput, hyperparameter trials
-(when the folder has `tuning/trials.csv`), the config and the environment. Its
-images are embedded as base64 PNG data, and it needs no CSS, script or font
-from elsewhere, so it can be mailed or archived as one file. Parts a run does
-not have (no baseline, no trials) are left out.
+linear baseline, the learning-rate schedule, throughput (per epoch, and per
+worker when the folder has `workers.csv`), hyperparameter trials (when it has
+`tuning/trials.csv`), the config and the environment. Its images are embedded
+as base64 PNG data, and it needs no CSS, script or font from elsewhere, so it
+can be mailed or archived as one file. Parts a run does not have (no baseline,
+no trials) are left out.
 
 Rewrite the report of a run with `python -m kerastrain report RUN_DIR`.
 """
@@ -42,6 +43,7 @@ img { max-width: 100%; height: auto; display: block; margin: 8px 0; }
 .pair { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
 .pair > * { flex: 1 1 420px; min-width: 0; }
 .note { color: #59636e; font-size: 0.9em; }
+.wide { overflow-x: auto; }
 """
 
 
@@ -82,6 +84,7 @@ def build_report(run):
     environment = stored.get("environment", {})
     metrics = run.read_json(run_folder.METRICS)
     history = run.read_history()
+    workers = run.read_workers()
     name = os.path.basename(os.path.abspath(run.path))
     sections = [
         summary_section(name, config, environment, metrics),
@@ -89,7 +92,7 @@ def build_report(run):
         evaluation_section(run),
         baseline_section(metrics),
         learning_rate_section(config, metrics, len(history)),
-        throughput_section(history, environment),
+        throughput_section(history, environment, workers, config, metrics),
         trials_section(run),
         side_by_side(
             key_value_section("config", "Config", config),
@@ -229,7 +232,7 @@ def learning_rate_section(config, metrics, epochs):
     return f'<section id="learning-rate">\n<h2>Learning rate</h2>\n{image}\n<p class="note">{escape(note)}</p>\n</section>'
 
 
-def throughput_section(history, environment):
+def throughput_section(history, environment, workers, config, metrics):
     if "examples_per_second" not in history or not len(history):
         return ""
     rows = [
@@ -237,7 +240,7 @@ def throughput_section(history, environment):
         for row in history.itertuples()
     ]
     table = html_table(["epoch", "seconds", "examples / s"], rows, numeric_columns={0, 1, 2})
-    image = image_tag(figure_png(plots.plot_throughput(history)), "training examples per second of each epoch")
+    image = image_tag(figure_png(plots.plot_throughput(history, workers)), "training examples per second of each epoch")
     note = (
         "Each epoch is timed from its start to its end, validation included, so the first epoch "
         "also holds the graph's tracing and compilation."
@@ -245,12 +248,82 @@ def throughput_section(history, environment):
     if environment.get("cluster"):
         note += (
             f" This run used a cluster ({describe_cluster(environment)}). The chief times whole epochs "
-            "of the job, so these are the whole job's figures; per-worker throughput is not measured."
+            "of the job, so these are the whole job's figures"
+        )
+        if len(workers):
+            note += "; each worker's share is below."
+        else:
+            note += (
+                f"; the run folder has no {run_folder.WORKERS}, so there are no per-worker figures "
+                "(the run was trained before kerastrain wrote them)."
+            )
+    per_worker = ""
+    if len(workers):
+        per_worker = (
+            f'\n<h3>Per worker</h3>\n<div class="wide">{worker_table(workers, history)}</div>\n'
+            f'<p class="note">{escape(worker_note(workers, config, metrics))}</p>'
         )
     return (
         f'<section id="throughput">\n<h2>Throughput</h2>\n<div class="pair"><div>{image}</div>'
-        f'<div>{table}</div></div>\n<p class="note">{escape(note)}</p>\n</section>'
+        f'<div>{table}</div></div>\n<p class="note">{escape(note)}</p>{per_worker}\n</section>'
     )
+
+
+def worker_table(workers, history):
+    """Each worker's steps and examples per second: one row per epoch, and one for the whole run."""
+    steps = workers.pivot(index="epoch", columns="worker", values="steps")
+    rates = workers.pivot(index="epoch", columns="worker", values="examples_per_second")
+    columns = ["epoch"]
+    for worker in steps.columns:
+        columns += [f"worker {worker} steps", f"worker {worker} examples / s"]
+    rows = []
+    for epoch in steps.index:
+        cells = [int(epoch) + 1]
+        for worker in steps.columns:
+            cells += [format_number(steps.at[epoch, worker], 0), format_number(rates.at[epoch, worker], 0)]
+        rows.append(cells)
+    seconds = history.set_index("epoch")["epoch_seconds"] if "epoch_seconds" in history else None
+    if seconds is not None and len(steps) > 1:
+        examples = workers.pivot(index="epoch", columns="worker", values="examples")
+        run_seconds = seconds.reindex(steps.index).sum()
+        cells = ["all"]
+        for worker in steps.columns:
+            # A blank (a count that could not be read) leaves the total unknown rather than smaller.
+            total_steps = steps[worker].sum(skipna=False)
+            cells += [format_number(total_steps, 0), format_number(examples[worker].sum(skipna=False) / run_seconds, 0)]
+        rows.append(cells)
+    return html_table(columns, rows, numeric_columns=set(range(len(columns))))
+
+
+def worker_note(workers, config, metrics):
+    """What the per-worker figures are, counted or derived, and the epochs whose counts fall short."""
+    count = workers["worker"].nunique()
+    if (workers["source"] == "derived").all():
+        return (
+            f"Under multi-worker mirrored training every worker runs every training step in lockstep, on "
+            f"1/{count} of the step's batch, so each worker's figures are the job's divided by {count}: "
+            "derived from the chief's timing, not measured on each worker."
+        )
+    steps_per_epoch = metrics.get("steps_per_epoch")
+    execution = f" ({config['steps_per_execution']} steps)" if config.get("steps_per_execution") else ""
+    step_size = (
+        f"{metrics['train_examples'] // steps_per_epoch} " if steps_per_epoch and "train_examples" in metrics else ""
+    )
+    note = (
+        f"Under parameter servers the coordinator hands each call of the training function{execution} to "
+        "whichever worker is free, so the workers' shares differ. Each worker counted the training steps it ran; "
+        f"its examples are its steps times the {step_size}examples of one step, and its examples per second "
+        "divide them by the epoch's seconds, so the workers' figures add up to the job's."
+    )
+    if steps_per_epoch:
+        totals = workers.groupby("epoch")["steps"].sum(min_count=count)
+        short = [int(epoch) + 1 for epoch, total in totals.items() if not total == steps_per_epoch]
+        if short:
+            note += (
+                f" In epoch(s) {', '.join(map(str, short))} the counts do not add up to the epoch's "
+                f"{steps_per_epoch} steps: a worker was down or restarted (a blank cell: its count could not be read)."
+            )
+    return note
 
 
 def trials_section(run):

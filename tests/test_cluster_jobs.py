@@ -15,6 +15,7 @@ import pytest
 
 from conftest import REPO, TINY_TEXTCNN, environment_without_tf_config, error_lines, run_module
 from kerastrain.cluster import free_port
+from kerastrain.run_folder import RunFolder
 
 
 def test_launcher_runs_a_parameter_server_job_with_a_sidecar_evaluator(tmp_path, sms_sample_csv):
@@ -53,6 +54,12 @@ def test_launcher_runs_a_parameter_server_job_with_a_sidecar_evaluator(tmp_path,
         assert line in output
     assert (evaluated["val_accuracy"] - history["val_accuracy"]).abs().max() <= 0.05, (evaluated, history)
     assert ((evaluated["val_loss"] - history["val_loss"]).abs() / history["val_loss"]).max() <= 0.25
+    # The worker processes counted their own steps, which make up every step of each epoch.
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    workers = RunFolder(run_dir).read_workers()
+    assert sorted(set(workers["worker"])) == [0, 1] and set(workers["source"]) == {"counted"}
+    assert workers.groupby("epoch")["steps"].sum().tolist() == [metrics["steps_per_epoch"]] * epochs
+    assert (workers.groupby("worker")["steps"].sum() > 0).all()
 
 
 def test_a_server_task_whose_port_is_taken_exits_with_one_line():
@@ -94,8 +101,15 @@ def test_multi_worker_mirrored_job_of_two_processes_writes_only_from_the_chief(t
     environment = json.loads((run_dir / "config.json").read_text())["environment"]
     # TensorFlow implements MultiWorkerMirroredStrategy with this class.
     assert environment["strategy"] == "CollectiveAllReduceStrategy" and environment["replicas"] == 2
-    assert json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] > 0.85
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] > 0.85
     assert list(temporary.iterdir()) == [], "the non-chief worker's temporary run folder is left behind"
+    # Both workers run every step, each on half of every batch: derived, not counted.
+    workers = RunFolder(run_dir).read_workers()
+    assert set(workers["source"]) == {"derived"} and sorted(set(workers["worker"])) == [0, 1]
+    assert (workers["steps"] == metrics["steps_per_epoch"]).all()
+    assert workers.groupby("epoch")["examples"].sum().tolist() == [metrics["train_examples"]] * 2
+    assert "derived from the chief&#x27;s timing" in (run_dir / "report.html").read_text()
 
 
 class ParameterServerJob:

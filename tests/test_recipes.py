@@ -12,6 +12,7 @@ import pytest
 
 from conftest import REPO, TINY_TEXTCNN, run_module
 from kerastrain import config as config_lib
+from kerastrain import run_folder
 from kerastrain.predict import Predictor
 
 RUN_FILES = (
@@ -176,8 +177,14 @@ def test_parameter_server_training_on_an_in_process_cluster(tmp_path, sms_sample
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] > 0.9 and metrics["epochs"] == 3
     assert metrics["steps_per_epoch"] == math.ceil(metrics["train_examples"] / 32)
+    # Each worker counted its own steps: together they are every step of each epoch.
+    workers = run_folder.RunFolder(run_dir).read_workers()
+    assert sorted(set(workers["worker"])) == [0, 1] and set(workers["source"]) == {"counted"}
+    assert workers.groupby("epoch")["steps"].sum().tolist() == [metrics["steps_per_epoch"]] * 3
+    assert (workers.groupby("worker")["steps"].sum() > 0).all()
+    assert workers.groupby("epoch")["examples"].sum().tolist() == [metrics["train_examples"]] * 3
     report = (run_dir / "report.html").read_text()
-    assert "2 worker, 1 ps" in report and "per-worker throughput is not measured" in report
+    assert "2 worker, 1 ps" in report and "Each worker counted the training steps it ran" in report
     # Predictions from the saved model need no cluster.
     assert Predictor.load(run_dir).predict(["see you soon"]) in (["ham"], ["spam"])
 

@@ -90,12 +90,75 @@ def test_recipe_writes_a_self_contained_report_with_a_baseline(finished_textcnn_
         assert outside not in without_images, outside
 
 
-def test_report_of_a_cluster_run_says_per_worker_throughput_is_not_measured(finished_textcnn_run, tmp_path):
-    run_dir = copy_run(finished_textcnn_run[0], tmp_path / "cluster_run")
+def test_report_of_a_cluster_run_without_workers_csv_says_it_has_no_per_worker_figures(finished_textcnn_run, tmp_path):
+    run_dir = copy_run(finished_textcnn_run[0], tmp_path / "older_cluster_run")
     rewrite_json(run_dir / "config.json", lambda stored: stored["environment"].update(cluster={"worker": 2, "ps": 1}))
     page = open(report.write_report(run_dir)).read()
     assert "2 worker, 1 ps" in page
-    assert "per-worker throughput is not measured" in page
+    assert "has no workers.csv, so there are no per-worker figures" in page and "Per worker" not in page
+
+
+def write_workers_csv(run_dir, steps, source, examples_per_step):
+    """A `workers.csv` for a finished run's epochs: `steps[epoch][worker]`, `None` for a count not read."""
+    seconds = pd.read_csv(run_dir / "history.csv")["epoch_seconds"]
+    rows = []
+    for epoch, epoch_steps in enumerate(steps):
+        for worker, count in enumerate(epoch_steps):
+            if count is None:
+                rows.append([epoch, worker, None, None, None, source])
+                continue
+            share = examples_per_step / len(epoch_steps) if source == "derived" else examples_per_step
+            rows.append([epoch, worker, count, count * share, count * share / seconds[epoch], source])
+    columns = ["epoch", "worker", "steps", "examples", "examples_per_second", "source"]
+    pd.DataFrame(rows, columns=columns).to_csv(run_dir / run_folder.WORKERS, index=False)
+
+
+def throughput_html(page):
+    section = page[page.index('<section id="throughput">') :]
+    return section[: section.index("</section>")]
+
+
+def test_report_of_a_parameter_server_run_shows_each_workers_counted_steps(finished_textcnn_run, tmp_path):
+    run_dir = copy_run(finished_textcnn_run[0], tmp_path / "parameter_server_run")
+    rewrite_json(run_dir / "config.json", lambda stored: stored["environment"].update(cluster={"worker": 2, "ps": 1}))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    steps_per_epoch = metrics["steps_per_epoch"]  # 18 steps of 32 examples
+    # Epoch 3: worker 1 could not be read, so its count is blank and the epoch's counts fall short.
+    write_workers_csv(run_dir, [[10, 8], [11, 7], [12, None]], "counted", examples_per_step=32)
+    page = open(report.write_report(run_dir)).read()
+    section = throughput_html(page)
+    headers = re.findall(r"<th>(.*?)</th>", section)
+    assert headers[3:] == [
+        "epoch", "worker 0 steps", "worker 0 examples / s", "worker 1 steps", "worker 1 examples / s"
+    ]  # fmt: skip
+    body = section.split("Per worker")[1]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(<td.*?)</tr>", body)]
+    assert [row[0] for row in rows] == ["1", "2", "3", "all"]
+    assert [row[1] for row in rows] == ["10", "11", "12", "33"] and [row[3] for row in rows] == ["8", "7", "", ""]
+    history = pd.read_csv(run_dir / "history.csv")
+    assert rows[0][2] == f"{10 * 32 / history['epoch_seconds'][0]:,.0f}"
+    steps_per_execution = json.loads((run_dir / "config.json").read_text())["config"]["steps_per_execution"]
+    assert f"training function ({steps_per_execution} steps)" in section
+    assert "Each worker counted the training steps it ran" in section and "the 32 examples of one step" in section
+    assert f"In epoch(s) 3 the counts do not add up to the epoch&#x27;s {steps_per_epoch} steps" in section
+    assert len(embedded_images(page)) == 4
+
+    figure = plots.plot_throughput(history, run_folder.RunFolder(run_dir).read_workers())
+    (axis,) = figure.axes
+    assert [line.get_label() for line in axis.lines] == ["worker 0", "worker 1"]
+    expected_rates = np.array([10, 11, 12]) * 32 / history["epoch_seconds"]
+    np.testing.assert_allclose(axis.lines[0].get_ydata(), expected_rates)
+
+
+def test_report_of_a_multi_worker_mirrored_run_says_its_worker_figures_are_derived(finished_textcnn_run, tmp_path):
+    run_dir = copy_run(finished_textcnn_run[0], tmp_path / "mirrored_run")
+    rewrite_json(run_dir / "config.json", lambda stored: stored["environment"].update(cluster={"worker": 2}))
+    steps_per_epoch = json.loads((run_dir / "metrics.json").read_text())["steps_per_epoch"]
+    write_workers_csv(run_dir, [[steps_per_epoch] * 2] * 3, "derived", examples_per_step=32)
+    section = throughput_html(open(report.write_report(run_dir)).read())
+    assert "every worker runs every training step in lockstep, on 1/2 of the step&#x27;s batch" in section
+    assert "derived from the chief&#x27;s timing, not measured on each worker" in section
+    assert "do not add up" not in section
 
 
 def test_report_leaves_out_what_a_run_does_not_have(finished_textcnn_run, tmp_path):
