@@ -11,6 +11,10 @@ Usage:
     python benchmarks/parameter_server_overhead.py --mode default --no-ngrams
     python benchmarks/parameter_server_overhead.py --mode parameter_server --workers 1 --no-ngrams
     python benchmarks/parameter_server_overhead.py --mode parameter_server --workers 2 --steps-per-execution 32
+    python benchmarks/parameter_server_overhead.py --mode parameter_server --workers 2 --count-worker-steps
+
+`--count-worker-steps` makes each worker count its training steps as the
+recipes do (`kerastrain.worker_steps`), to measure what the count costs.
 
 Results on the 2-core CI machine are in the README's strategies section.
 """
@@ -33,9 +37,12 @@ def main():
     parser.add_argument("--steps-per-execution", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--epoch-repeats", type=int, default=2, help="Passes over the training split per epoch.")
+    parser.add_argument(
+        "--count-worker-steps", action="store_true", help="Count each worker's steps, as the recipes do."
+    )
     arguments = parser.parse_args()
 
-    from kerastrain import cluster, optimizers, tf_data, training
+    from kerastrain import cluster, optimizers, tf_data, training, worker_steps
     from kerastrain.backend import tf
     from kerastrain.callbacks import EpochThroughput
     from kerastrain.config import TextCNNConfig
@@ -57,6 +64,10 @@ def main():
     with strategy.scope():
         model = textcnn.build_model(config, features, len(class_names))
         training.compile_classifier(model, optimizers.optimizer_from_config(config), arguments.steps_per_execution)
+    counter = None
+    if arguments.count_worker_steps and arguments.mode == "parameter_server":
+        counter = worker_steps.WorkerStepCounter(strategy)
+        counter.count_in(model)
     throughput = EpochThroughput(inputs.examples_per_epoch * arguments.epoch_repeats)
     model.fit(
         inputs.train,
@@ -66,7 +77,8 @@ def main():
         verbose=0,
     )
     rates = [round(inputs.examples_per_epoch * arguments.epoch_repeats / seconds) for seconds in throughput.epoch_seconds]
-    print(json.dumps({**vars(arguments), "examples_per_second_per_epoch": rates}))
+    counts = {"worker_steps": counter.read()} if counter is not None else {}
+    print(json.dumps({**vars(arguments), "examples_per_second_per_epoch": rates, **counts}))
 
 
 if __name__ == "__main__":
