@@ -216,7 +216,16 @@ def test_parameter_server_training_survives_a_killed_worker_whose_return_gets_wo
     assert cpu_used["returned"] > 0.25 * cpu_used["surviving"], cpu_used
     history = pd.read_csv(run_dir / "history.csv")
     assert list(history["epoch"]) == list(range(epochs))
-    assert json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] > 0.85
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] > 0.85
+    # Worker 1's count is blank while it is away (and for the epoch after, when it
+    # counts from zero again); every other epoch's counts add up to its steps, and
+    # the returned worker counts steps again.
+    steps = RunFolder(run_dir).read_workers().pivot(index="epoch", columns="worker", values="steps")
+    away = steps[1].isna()
+    assert away.any() and not steps[0].isna().any()
+    assert (steps[~away].sum(axis=1) == metrics["steps_per_epoch"]).all()
+    assert steps[1].loc[served_at:].sum() > 0, steps[1].tolist()
 
 
 def test_a_killed_parameter_server_chief_rerun_against_the_same_servers_resumes(tmp_path, sms_sample_csv):
