@@ -1,7 +1,11 @@
 """TF_CONFIG parsing and the --local-cluster flag."""
 
+import collections
 import json
+import os
 import pathlib
+import shutil
+import subprocess
 
 import pytest
 
@@ -103,3 +107,92 @@ def test_an_evaluator_task_is_told_apart_and_left_out_of_the_training_cluster(mo
     assert not cluster.job_has_evaluator("parameter_server")
     monkeypatch.setenv("TF_CONFIG", tf_config({"worker": ["a:1", "b:2"], "evaluator": ["c:3"]}, "evaluator", 0))
     assert cluster.is_evaluator_task("multi_worker_mirrored")
+
+
+# The Kubernetes manifest: each pod's command is run by a real shell, with the
+# ConfigMap's cluster.json where the pod mounts it and a stand-in `python` that
+# records the TF_CONFIG and arguments it was started with.
+
+MANIFEST = pathlib.Path(__file__).parents[1] / "cluster" / "kubernetes" / "parameter_server_job.yaml"
+RECORDING_PYTHON = """#!/bin/sh
+printf '%s' "$TF_CONFIG" > "$RECORD.tf_config"
+printf '%s\\n' "$@" > "$RECORD.arguments"
+"""
+
+
+def manifest_objects():
+    """The manifest's objects, as `{kind: {name: object}}`."""
+    yaml = pytest.importorskip("yaml", reason="reading the Kubernetes manifest needs PyYAML (pip install pyyaml)")
+    objects = collections.defaultdict(dict)
+    for document in yaml.safe_load_all(MANIFEST.read_text()):
+        if document:
+            objects[document["kind"]][document["metadata"]["name"]] = document
+    return objects
+
+
+def run_pod_command(pod, cluster_file, folder):
+    """The TF_CONFIG and the arguments that the pod's command starts `python` with."""
+    (container,) = pod["spec"]["containers"]
+    command = [*container["command"], *container["args"]]
+    assert command[:2] == ["/bin/sh", "-c"] and len(command) == 3, command
+    mount = next(mount["mountPath"] for mount in container["volumeMounts"] if mount["name"] == "cluster")
+    script = command[2].replace(f"{mount}/cluster.json", str(cluster_file))
+    record = folder / pod["metadata"]["name"]
+    environment = {"PATH": f"{folder}:{os.environ.get('PATH', '/usr/bin:/bin')}", "RECORD": str(record)}
+    result = subprocess.run([shutil.which("sh"), "-c", script], env=environment, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return (record.with_suffix(".tf_config").read_text(), record.with_suffix(".arguments").read_text().split())
+
+
+def claim_mounted_at(pod, path):
+    """The name of the PersistentVolumeClaim that the pod mounts over `path`, or None."""
+    (container,) = pod["spec"]["containers"]
+    claims = {
+        volume["name"]: volume["persistentVolumeClaim"]["claimName"]
+        for volume in pod["spec"]["volumes"]
+        if "persistentVolumeClaim" in volume
+    }
+    for mount in container["volumeMounts"]:
+        if path == mount["mountPath"] or path.startswith(mount["mountPath"].rstrip("/") + "/"):
+            return claims.get(mount["name"])
+    return None
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="runs the pods' /bin/sh commands")
+def test_kubernetes_pods_share_one_cluster_and_the_evaluator_reads_the_chiefs_run_folder(tmp_path, monkeypatch):
+    objects = manifest_objects()
+    cluster_json = objects["ConfigMap"]["trainer-cluster"]["data"]["cluster.json"]
+    cluster_file = tmp_path / "cluster.json"
+    cluster_file.write_text(cluster_json)
+    (tmp_path / "python").write_text(RECORDING_PYTHON)
+    (tmp_path / "python").chmod(0o755)
+    spec = json.loads(cluster_json)
+
+    tasks, commands = {}, set()
+    for name, pod in objects["Pod"].items():
+        tf_config, arguments = run_pod_command(pod, cluster_file, tmp_path)
+        task = cluster.parse_tf_config(tf_config, "parameter_server")
+        assert task.cluster == spec, name
+        assert (task.task_type, task.task_index) not in tasks, f"{name} repeats task {task.task_type} {task.task_index}"
+        tasks[task.task_type, task.task_index] = pod
+        commands.add(tuple(arguments))
+        # Each task's address names a Service that selects this pod.
+        service = objects["Service"][task.address.rpartition(":")[0]]
+        assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items(), name
+    assert set(tasks) == {(task_type, index) for task_type, addresses in spec.items() for index in range(len(addresses))}
+    assert "evaluator" in spec
+    (arguments,) = commands  # every task runs the same command
+    assert arguments[:2] == ("-m", "kerastrain.recipes.textcnn")
+
+    # The chief checkpoints every epoch for the evaluator, which it finds in its TF_CONFIG.
+    chief_config = json.dumps({"cluster": spec, "task": {"type": "chief", "index": 0}})
+    monkeypatch.setenv("TF_CONFIG", chief_config)
+    assert cluster.job_has_evaluator("parameter_server") and cluster.writes_outputs("parameter_server")
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": spec, "task": {"type": "evaluator", "index": 0}}))
+    assert cluster.is_evaluator_task("parameter_server")
+    # Both mount one ReadWriteMany claim over the run folder.
+    output_dir = arguments[arguments.index("--output-dir") + 1]
+    claim = claim_mounted_at(tasks["chief", 0], output_dir)
+    assert claim is not None and claim_mounted_at(tasks["evaluator", 0], output_dir) == claim
+    assert "ReadWriteMany" in objects["PersistentVolumeClaim"][claim]["spec"]["accessModes"]
+    assert "ports" not in tasks["evaluator", 0]["spec"]["containers"][0]  # it serves nothing
