@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import REPO, environment_without_tf_config, error_lines, run_module
@@ -19,6 +20,7 @@ from kerastrain.models import build_mlp
 EQUIVALENCE_SCRIPT = """
 import json, sys
 import numpy as np
+import pandas as pd
 from kerastrain import strategies
 strategy = strategies.build_strategy(sys.argv[1], cpu_devices=int(sys.argv[2]))
 from kerastrain import accumulation
@@ -289,6 +291,8 @@ def test_parameter_server_workers_each_apply_their_accumulated_steps(tmp_path):
     # An epoch is ceil(1257 / (2 * 32)) = 20 updates, whichever worker runs each.
     assert "20/20 - " in result.stdout
     assert json.loads((run_dir / "metrics.json").read_text())["epochs"] == 1
+    workers = pd.read_csv(run_dir / "workers.csv")  # each worker's steps, of 2 x 32 examples each
+    assert workers["steps"].sum() == 20 and (workers["examples"] == workers["steps"] * 64).all()
 
 
 MULTI_WORKER_SCRIPT = """
@@ -296,6 +300,7 @@ from kerastrain.backend import tf
 from kerastrain import tf_data
 from kerastrain.errors import UsageError
 import numpy as np
+import pandas as pd
 strategy = tf.distribute.MultiWorkerMirroredStrategy()  # one local worker without TF_CONFIG
 data = (np.zeros((50, 3), np.float32), np.zeros(50, np.int64))
 steps = len(list(tf_data.make_training_inputs(strategy, data, data, 16, accumulate_steps=3).train))

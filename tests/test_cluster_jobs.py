@@ -256,3 +256,7 @@ def test_a_killed_parameter_server_chief_rerun_against_the_same_servers_resumes(
     assert "Epoch 1/" not in job.log("chief_again.log")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == epochs and metrics["test"]["accuracy"] > 0.9
+    # The rerun chief counts on the same worker process afresh: every epoch once, each complete.
+    workers = pd.read_csv(run_dir / "workers.csv")
+    assert sorted(workers["epoch"]) == list(range(epochs))
+    assert (workers["steps"] == metrics["steps_per_epoch"]).all()

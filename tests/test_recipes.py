@@ -156,6 +156,11 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path, sms_sample_csv, strate
     assert history["epoch_seconds"].iloc[:kept].tolist() == logged_before_kill["epoch_seconds"].iloc[:kept].tolist()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == epochs
+    if strategy:  # workers.csv is trimmed like history.csv: one row per epoch and worker
+        workers = pd.read_csv(run_dir / "workers.csv")
+        assert sorted(zip(workers["epoch"], workers["worker"])) == [(e, w) for e in range(epochs) for w in (0, 1)]
+    else:
+        assert not (run_dir / "workers.csv").exists()
     # The same run uninterrupted scores 0.9625; 87% of these SMS are ham.
     assert metrics["test"]["accuracy"] > 0.93
 
