@@ -56,9 +56,8 @@ class WorkerThroughput(keras.callbacks.Callback):
 
     Examples per second divide by the epoch's seconds as the chief times
     them, so the workers' figures add up to the job's. Put it after
-    `EpochThroughput`, whose `epoch_seconds` it reads from the logs. The file
-    keeps a log line's order, epoch first, so `HistoryTrim` can trim it on
-    resume.
+    `EpochThroughput`, whose `epoch_seconds` it reads from the logs. The
+    file's first column is the epoch, so `HistoryTrim` can trim it on resume.
 
     Args:
         path: the CSV file, appended to.
@@ -262,10 +261,10 @@ def standard_callbacks(
 
     In order: per-epoch throughput, optionally each worker's share of it
     (`workers.csv`, trimmed on resume as `history.csv` is), the best-weights
-    checkpoint (`checkpoints/best.h5`), the CSV log
-    (`history.csv`, appended to on resume, without the rows of epochs that
-    run again), optionally a checkpoint of every epoch for an evaluator task
-    (`checkpoints/epochs/`), the history plot (`history.png`, redrawn at most
+    checkpoint (`checkpoints/best.h5`), the CSV log (`history.csv`, appended
+    to on resume, without the rows of epochs that run again), optionally a
+    checkpoint of every epoch for an evaluator task (`checkpoints/epochs/`),
+    the history plot (`history.png`, redrawn at most
     every 30 s and at the end), early stopping on the validation
     loss that restores the best weights, `BackupAndRestore` (`backup/`, so that
     rerunning an interrupted command resumes at its last finished epoch), and
