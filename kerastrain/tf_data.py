@@ -22,7 +22,8 @@ def make_dataset(
         labels: an int array of class ids.
         batch_size: the global batch size.
         shuffle: reshuffle the examples every epoch. Defaults to `False`.
-        seed: seed of the shuffle. Defaults to `0`.
+        seed: seed of the shuffle, an int, or a scalar `tf.int64` tensor for
+            data that repeats (see `endless_permutations`). Defaults to `0`.
         input_context: a `tf.distribute.InputContext`; each input pipeline then
             reads only its own shard of the examples. Defaults to `None`.
         repeat: repeat the examples without end (parameter-server training
@@ -35,13 +36,16 @@ def make_dataset(
     inputs = tf.nest.map_structure(tf.convert_to_tensor, inputs)
     labels = tf.convert_to_tensor(labels)
     count = int(labels.shape[0])  # static: inside a traced dataset function len() fails
-    indices = tf.data.Dataset.range(count)
+    if shuffle and repeat and tf.is_tensor(seed):
+        indices = endless_permutations(count, seed)
+    else:
+        indices = tf.data.Dataset.range(count)
+        if shuffle:
+            indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            indices = indices.repeat()
     if input_context is not None:
         indices = indices.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    if shuffle:
-        indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        indices = indices.repeat()
     dataset = indices.batch(batch_size, drop_remainder=drop_remainder).map(
         lambda batch: (
             tf.nest.map_structure(lambda array: tf.gather(array, batch), inputs),
@@ -54,6 +58,78 @@ def make_dataset(
     # In-memory data has no files to shard by: shard multi-worker input by batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def endless_permutations(count, seed):
+    """The indices `0 .. count - 1`, pass after pass, each pass in a new order.
+
+    Pass `p` is the permutation that `tf.random.experimental.index_shuffle`
+    draws from `(seed, p)`. Unlike `Dataset.shuffle`, this takes a seed that is
+    a tensor whatever the global seed is (`Dataset.shuffle` fails on a tensor
+    seed when the global seed is 0).
+
+    Args:
+        count: the number of examples.
+        seed: a scalar `tf.int64` tensor.
+
+    Returns:
+        An endless `tf.data.Dataset` of `tf.int64` indices.
+    """
+
+    def shuffled(position):
+        seeds = tf.stack([seed, position // count])
+        return tf.random.experimental.index_shuffle(position % count, seeds, count - 1)
+
+    return tf.data.Dataset.counter().map(shuffled, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def worker_shuffle_seed(seed):
+    """A shuffle seed that differs between the workers of a parameter-server job.
+
+    Under `ParameterServerStrategy` the coordinator traces the dataset function
+    once and every worker runs that same graph, with one input pipeline each
+    (TensorFlow passes every worker `input_pipeline_id=0`, so there is nothing
+    to shard by). A seed fixed in the graph would give every worker the same
+    order, and the workers would train on the same batches at the same time.
+    So the seed is drawn on the worker, when it makes its dataset, from its
+    clock and `seed`. Asynchronous training is not reproducible anyway; the
+    examples of one worker's epoch are still each example once.
+
+    Args:
+        seed: the run's `--seed`.
+
+    Returns:
+        A scalar `tf.int64` tensor.
+    """
+    microseconds = tf.cast(tf.timestamp() * 1e6, tf.int64)
+    return (microseconds * 1_000_003 + seed) % (2**31 - 1)
+
+
+def worker_dataset_function(train, batch_size, seed):
+    """The function each parameter-server worker makes its training data with.
+
+    Args:
+        train: a tuple `(inputs, labels)` of arrays.
+        batch_size: examples per training step.
+        seed: the run's `--seed`.
+
+    Returns:
+        A function from a `tf.distribute.InputContext` to a repeated, shuffled
+        `tf.data.Dataset` of `(inputs, labels)` batches, in an order of the
+        worker's own (see `worker_shuffle_seed`).
+    """
+
+    def per_worker_dataset(input_context):
+        return make_dataset(
+            *train,
+            batch_size,
+            shuffle=True,
+            seed=worker_shuffle_seed(seed),
+            input_context=input_context,
+            repeat=True,
+        )
+
+    return per_worker_dataset
 
 
 @dataclasses.dataclass
@@ -88,8 +164,9 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0, accumu
     1.3 s). Validation data is a plain, finite dataset.
 
     Under `ParameterServerStrategy` the training data goes through a
-    `DatasetCreator`, so that each worker reads its own shard, and validation is
-    repeated and counted in steps too. Under `MultiWorkerMirroredStrategy` the
+    `DatasetCreator`: each worker makes its own dataset of the whole training
+    split, shuffled in its own order (see `worker_shuffle_seed`), and
+    validation is repeated and counted in steps too. Under `MultiWorkerMirroredStrategy` the
     training data is a finite dataset without its last, partial batch, which the
     strategy shards over the workers: their all-gathered sparse gradients need
     equal batches.
@@ -141,13 +218,8 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0, accumu
             steps_per_epoch=steps_per_epoch,
         )
 
-    def per_worker_dataset(input_context):
-        return make_dataset(
-            *train, step_batch_size, shuffle=True, seed=seed, input_context=input_context, repeat=True
-        )
-
     return TrainingInputs(
-        train=keras.utils.experimental.DatasetCreator(per_worker_dataset),
+        train=keras.utils.experimental.DatasetCreator(worker_dataset_function(train, step_batch_size, seed)),
         validation=make_dataset(*validation, batch_size, repeat=True),
         fit_arguments={
             "steps_per_epoch": steps_per_epoch,

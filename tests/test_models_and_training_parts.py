@@ -3,6 +3,7 @@ evaluation and the run folder, each on tiny inputs."""
 
 import json
 import math
+import time
 import warnings
 
 import numpy as np
@@ -447,6 +448,28 @@ def test_make_dataset_shuffle_is_seeded():
 
     assert order(5) == order(5)
     assert order(5) != order(6)
+
+
+def test_parameter_server_workers_shuffle_in_orders_of_their_own():
+    # The coordinator traces the dataset function once and every worker runs
+    # that graph; with a seed fixed in it, the workers would read the same
+    # batches at the same time. A global seed is set, as --seed does.
+    tf.random.set_seed(0)
+    make_worker_dataset = tf_data.worker_dataset_function((np.zeros((64, 1), "float32"), np.arange(64)), 8, seed=0)
+
+    @tf.function
+    def first_batches():
+        dataset = make_worker_dataset(tf.distribute.InputContext())
+        labels = dataset.take(16).map(lambda inputs, labels: labels).unbatch().batch(128)
+        return tf.reshape(labels.get_single_element(), (2, 64))
+
+    first_worker = first_batches().numpy()
+    time.sleep(0.01)
+    second_worker = first_batches().numpy()
+    for one_pass in [*first_worker, *second_worker]:
+        assert sorted(one_pass) == list(range(64))  # each example once per pass
+    assert list(first_worker[0]) != list(first_worker[1])  # a new order every pass
+    assert list(first_worker[0]) != list(second_worker[0])
 
 
 def test_make_dataset_shards_by_data():
