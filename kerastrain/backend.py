@@ -22,6 +22,21 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 # messages users need; a user who wants it back sets the variable themselves.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# TensorFlow's default CPU allocator hands every tensor to malloc, and glibc
+# returns large freed blocks to the system, so the next step's tensors of the
+# same size fault their pages in again. With several tasks in one process (a
+# local parameter-server cluster) this took 40-50% of the CPU time of a step
+# (perf: page faults and page clearing). TensorFlow's BFC allocator keeps the
+# memory it has freed for reuse. Measured on TREC's TextCNN, 2 cores: CPU time
+# per epoch 5.5 s -> 3.3 s under a local parameter-server cluster, 1.7 s ->
+# 1.5 s without a strategy, peak memory unchanged (see README, "Memory
+# allocator"). Its default ceiling is 64 GiB; this raises it to the machine's
+# memory. Setting TF_CPU_ALLOCATOR_USE_BFC=false before the import opts out.
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
+    physical_mebibytes = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20
+    os.environ.setdefault("TF_CPU_BFC_MEM_LIMIT_IN_MB", str(max(physical_mebibytes, 2**16)))
+
 if "tensorflow" in sys.modules:
     warnings.warn(
         "TensorFlow was imported before kerastrain, so `tf.keras` may be Keras 3. "
