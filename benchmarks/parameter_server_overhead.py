@@ -11,6 +11,7 @@ Usage:
     python benchmarks/parameter_server_overhead.py --mode default --no-ngrams
     python benchmarks/parameter_server_overhead.py --mode parameter_server --workers 1 --no-ngrams
     python benchmarks/parameter_server_overhead.py --mode parameter_server --workers 2 --steps-per-execution 32
+    python benchmarks/parameter_server_overhead.py --mode parameter_server --workers 1 --profile-dir /tmp/profile_ps
     python benchmarks/parameter_server_overhead.py --mode parameter_server --workers 2 --count-worker-steps
 
 `--count-worker-steps` makes each worker count its training steps as the
@@ -27,6 +28,22 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TREC = os.path.join(REPO, "..", "shared", "data", "trec_questions.csv.gz")
 
 
+def profile_last_epoch(profile_dir, epochs):
+    """A callback that records a TensorFlow profile of the last epoch into `profile_dir`."""
+    from kerastrain.backend import keras, tf
+
+    class Callback(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == epochs - 1:
+                tf.profiler.experimental.start(profile_dir)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == epochs - 1:
+                tf.profiler.experimental.stop()
+
+    return Callback()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=TREC)
@@ -36,6 +53,9 @@ def main():
     parser.add_argument("--no-ngrams", action="store_true", help="Leave out the n-gram branch (a plain TextCNN).")
     parser.add_argument("--steps-per-execution", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument(
+        "--profile-dir", help="Write a TensorFlow profile of the last epoch here (read it with benchmarks/op_times.py)."
+    )
     parser.add_argument("--epoch-repeats", type=int, default=2, help="Passes over the training split per epoch.")
     parser.add_argument(
         "--count-worker-steps", action="store_true", help="Count each worker's steps, as the recipes do."
@@ -69,11 +89,12 @@ def main():
         counter = worker_steps.WorkerStepCounter(strategy)
         counter.count_in(model)
     throughput = EpochThroughput(inputs.examples_per_epoch * arguments.epoch_repeats)
+    extra_callbacks = [profile_last_epoch(arguments.profile_dir, arguments.epochs)] if arguments.profile_dir else []
     model.fit(
         inputs.train,
         epochs=arguments.epochs,
         steps_per_epoch=inputs.steps_per_epoch * arguments.epoch_repeats,
-        callbacks=[throughput],
+        callbacks=[throughput, *extra_callbacks],
         verbose=0,
     )
     rates = [round(inputs.examples_per_epoch * arguments.epoch_repeats / seconds) for seconds in throughput.epoch_seconds]
