@@ -152,7 +152,8 @@ def evaluate_checkpoints(model, dataset, run, epochs, timeout_seconds, poll_seco
         The number of checkpoints this call evaluated.
 
     Raises:
-        UsageError: if no new checkpoint appears for `timeout_seconds`.
+        UsageError: if no new checkpoint appears for `timeout_seconds`, or the
+            chief's run finished without any.
     """
     from kerastrain import training
     from kerastrain.backend import keras, tf
@@ -187,12 +188,19 @@ def evaluate_checkpoints(model, dataset, run, epochs, timeout_seconds, poll_seco
             done.add(epoch)
             evaluated += 1
             last_progress = time.monotonic()
+        if chief_finished and not done:
+            raise UsageError(
+                f"The chief's run in {run.path} finished without epoch checkpoints in {directory}: the chief "
+                "writes them only when its TF_CONFIG lists an evaluator task. Add the evaluator to the "
+                "cluster of every task's TF_CONFIG (see cluster/tf_config_examples/) and train again."
+            )
         if epochs - 1 in done or chief_finished:
             print(f"kerastrain: evaluator: the chief's run is finished; metrics in {run.file(run_folder.EVALUATOR_METRICS)}")
             return evaluated
         if time.monotonic() - last_progress > timeout_seconds:
             raise UsageError(
                 f"The evaluator saw no new checkpoint in {directory} for {timeout_seconds:g} s. "
-                "Check that the chief is running, or raise --evaluator-timeout."
+                "Check that the chief is running and that its TF_CONFIG lists the evaluator (it writes epoch "
+                "checkpoints only then), or raise --evaluator-timeout."
             )
         time.sleep(poll_seconds)
