@@ -376,7 +376,10 @@ def describe_cluster(environment):
     cluster_shape = environment.get("cluster") or {}
     if not cluster_shape:
         return f"one process, {environment.get('replicas', 1)} replica(s)"
-    return ", ".join(f"{count} {task}" for task, count in cluster_shape.items())
+    parts = []
+    for task, count in cluster_shape.items():
+        parts.append(f"{count} {task}s" if count != 1 and task != "ps" else f"{count} {task}")
+    return ", ".join(parts)
 
 
 def html_table(columns, rows, numeric_columns=(), best_row=None):

@@ -3,6 +3,8 @@
 This module and the cluster module are the only places that configure devices.
 """
 
+import warnings
+
 from kerastrain import cluster
 from kerastrain.backend import tf
 from kerastrain.errors import UsageError
@@ -58,6 +60,9 @@ def build_parameter_server_strategy(local_cluster=""):
             )
         resolver = cluster.training_cluster_resolver(task)
         ps = len(task.cluster["ps"])
+    # tf-keras reads the options of the traced per-worker dataset under parameter
+    # servers, and TensorFlow warns about it on every run; nothing a user can act on.
+    warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options", category=UserWarning)
     partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
         min_shard_bytes=MIN_SHARD_BYTES, max_shards=ps
     )

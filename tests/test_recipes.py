@@ -189,7 +189,7 @@ def test_parameter_server_training_on_an_in_process_cluster(tmp_path, sms_sample
     assert (workers.groupby("worker")["steps"].sum() > 0).all()
     assert workers.groupby("epoch")["examples"].sum().tolist() == [metrics["train_examples"]] * 3
     report = (run_dir / "report.html").read_text()
-    assert "2 worker, 1 ps" in report and "Each worker counted the training steps it ran" in report
+    assert "2 workers, 1 ps" in report and "Each worker counted the training steps it ran" in report
     # Predictions from the saved model need no cluster.
     assert Predictor.load(run_dir).predict(["see you soon"]) in (["ham"], ["spam"])
 

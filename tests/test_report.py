@@ -94,7 +94,7 @@ def test_report_of_a_cluster_run_without_workers_csv_says_it_has_no_per_worker_f
     run_dir = copy_run(finished_textcnn_run[0], tmp_path / "older_cluster_run")
     rewrite_json(run_dir / "config.json", lambda stored: stored["environment"].update(cluster={"worker": 2, "ps": 1}))
     page = open(report.write_report(run_dir)).read()
-    assert "2 worker, 1 ps" in page
+    assert "2 workers, 1 ps" in page
     assert "has no workers.csv, so there are no per-worker figures" in page and "Per worker" not in page
 
 
