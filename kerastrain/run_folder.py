@@ -142,13 +142,7 @@ class RunFolder:
 
     def read_history(self):
         """The epochs logged so far, one row each (a resumed epoch's last log wins)."""
-        if not self.exists(HISTORY):
-            return pd.DataFrame({"epoch": []})
-        try:
-            history = pd.read_csv(self.file(HISTORY))
-        except pd.errors.EmptyDataError:  # Killed before the first line was written.
-            return pd.DataFrame({"epoch": []})
-        return history.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
+        return self.read_epoch_table(HISTORY, ["epoch"])
 
     def read_workers(self):
         """Each worker's share of each epoch, one row per epoch and worker, as `workers.csv` has them.
@@ -158,9 +152,12 @@ class RunFolder:
             `examples`, `examples_per_second` and `source`; empty for a run
             in one process, or one trained before kerastrain wrote the file.
         """
+        return self.read_epoch_table(WORKERS, ["epoch", "worker"])
+
+    def read_epoch_table(self, name, keys):
+        """A CSV log of the run, the last row of each `keys` kept (a resumed epoch's), sorted by them."""
         try:
-            workers = pd.read_csv(self.file(WORKERS))
-        except (FileNotFoundError, pd.errors.EmptyDataError):
-            return pd.DataFrame({"epoch": [], "worker": []})
-        workers = workers.drop_duplicates(["epoch", "worker"], keep="last")
-        return workers.sort_values(["epoch", "worker"]).reset_index(drop=True)
+            table = pd.read_csv(self.file(name))
+        except (FileNotFoundError, pd.errors.EmptyDataError):  # Not written, or killed before its first line.
+            return pd.DataFrame({key: [] for key in keys})
+        return table.drop_duplicates(keys, keep="last").sort_values(keys).reset_index(drop=True)

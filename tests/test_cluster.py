@@ -158,7 +158,7 @@ def claim_mounted_at(pod, path):
     return None
 
 
-@pytest.mark.skipif(shutil.which("sh") is None, reason="runs the pods' /bin/sh commands")
+@pytest.mark.skipif(shutil.which("sh") is None, reason="no `sh` on this machine: the test runs each pod's shell command as the pod would")
 def test_kubernetes_pods_share_one_cluster_and_the_evaluator_reads_the_chiefs_run_folder(tmp_path, monkeypatch):
     objects = manifest_objects()
     cluster_json = objects["ConfigMap"]["trainer-cluster"]["data"]["cluster.json"]
