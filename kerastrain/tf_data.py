@@ -8,7 +8,15 @@ from kerastrain.errors import UsageError
 
 
 def make_dataset(
-    inputs, labels, batch_size, shuffle=False, seed=0, input_context=None, repeat=False, drop_remainder=False
+    inputs,
+    labels,
+    batch_size,
+    shuffle=False,
+    seed=0,
+    input_context=None,
+    repeat=False,
+    drop_remainder=False,
+    length_buckets=None,
 ):
     """Batches in-memory arrays into a dataset that strategies can shard.
 
@@ -29,6 +37,10 @@ def make_dataset(
         repeat: repeat the examples without end (parameter-server training
             counts epochs in steps). Defaults to `False`.
         drop_remainder: leave out the last, partial batch. Defaults to `False`.
+        length_buckets: a `length_buckets.LengthBuckets` of padded token-id
+            inputs: shuffled batches then hold examples of similar length, and
+            each batch's padding is cut to its bucket length. Defaults to
+            `None` (batches as they come, padded to the arrays' length).
 
     Returns:
         A `tf.data.Dataset` of `(inputs, labels)` batches.
@@ -46,14 +58,18 @@ def make_dataset(
             indices = indices.repeat()
     if input_context is not None:
         indices = indices.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    dataset = indices.batch(batch_size, drop_remainder=drop_remainder).map(
-        lambda batch: (
-            tf.nest.map_structure(lambda array: tf.gather(array, batch), inputs),
-            tf.gather(labels, batch),
-        ),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+    if length_buckets is not None and shuffle:
+        batches = length_buckets.group_by_length(indices, batch_size, seed, drop_remainder)
+    else:
+        batches = indices.batch(batch_size, drop_remainder=drop_remainder)
+
+    def gather(batch):
+        batch_inputs = tf.nest.map_structure(lambda array: tf.gather(array, batch), inputs)
+        if length_buckets is not None:
+            batch_inputs = length_buckets.cut_padding(batch_inputs, batch)
+        return batch_inputs, tf.gather(labels, batch)
+
+    dataset = batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()
     # In-memory data has no files to shard by: shard multi-worker input by batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -105,13 +121,15 @@ def worker_shuffle_seed(seed):
     return (microseconds * 1_000_003 + seed) % (2**31 - 1)
 
 
-def worker_dataset_function(train, batch_size, seed):
+def worker_dataset_function(train, batch_size, seed, length_buckets=None):
     """The function each parameter-server worker makes its training data with.
 
     Args:
         train: a tuple `(inputs, labels)` of arrays.
         batch_size: examples per training step.
         seed: the run's `--seed`.
+        length_buckets: a `length_buckets.LengthBuckets`, or `None`. Defaults
+            to `None`.
 
     Returns:
         A function from a `tf.distribute.InputContext` to a repeated, shuffled
@@ -127,6 +145,7 @@ def worker_dataset_function(train, batch_size, seed):
             seed=worker_shuffle_seed(seed),
             input_context=input_context,
             repeat=True,
+            length_buckets=length_buckets,
         )
 
     return per_worker_dataset
@@ -152,7 +171,9 @@ class TrainingInputs:
     steps_per_epoch: int
 
 
-def make_training_inputs(strategy, train, validation, batch_size, seed=0, accumulate_steps=1):
+def make_training_inputs(
+    strategy, train, validation, batch_size, seed=0, accumulate_steps=1, length_buckets=None
+):
     """What `Model.fit` takes for training and validation under `strategy`.
 
     The training examples are reshuffled every pass and repeated without end,
@@ -183,6 +204,11 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0, accumu
         batch_size: the global batch size.
         seed: seed of the shuffle. Defaults to `0`.
         accumulate_steps: micro-batches per training step. Defaults to `1`.
+        length_buckets: a `length_buckets.LengthBuckets` of the training
+            inputs: training batches then group texts of similar length, cut to
+            a bucket length. Validation batches keep their padding, so that
+            validation scores what prediction computes. Not used under
+            `MultiWorkerMirroredStrategy`. Defaults to `None`.
 
     Returns:
         A `TrainingInputs`.
@@ -211,7 +237,9 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0, accumu
     steps_per_epoch = math.ceil(train_examples / step_batch_size)
     if not isinstance(strategy, tf.distribute.ParameterServerStrategy):
         return TrainingInputs(
-            train=make_dataset(*train, step_batch_size, shuffle=True, seed=seed, repeat=True),
+            train=make_dataset(
+                *train, step_batch_size, shuffle=True, seed=seed, repeat=True, length_buckets=length_buckets
+            ),
             validation=make_dataset(*validation, batch_size),
             fit_arguments={"steps_per_epoch": steps_per_epoch},
             examples_per_epoch=steps_per_epoch * step_batch_size,
@@ -219,7 +247,9 @@ def make_training_inputs(strategy, train, validation, batch_size, seed=0, accumu
         )
 
     return TrainingInputs(
-        train=keras.utils.experimental.DatasetCreator(worker_dataset_function(train, step_batch_size, seed)),
+        train=keras.utils.experimental.DatasetCreator(
+            worker_dataset_function(train, step_batch_size, seed, length_buckets)
+        ),
         validation=make_dataset(*validation, batch_size, repeat=True),
         fit_arguments={
             "steps_per_epoch": steps_per_epoch,

@@ -163,13 +163,15 @@ def train_trial(config, recipe, data, jit_compile, earlier_curves):
     keras.backend.clear_session()  # drop the previous trial's models and graphs
     training.seed_everything(config.seed)
     preprocessor = recipe.fit_preprocessor(config, data.examples, data.split.train.inputs)
+    train_inputs = recipe.model_inputs(preprocessor, data.split.train.inputs)
     inputs = tf_data.make_training_inputs(
         tf.distribute.get_strategy(),
-        train=(recipe.model_inputs(preprocessor, data.split.train.inputs), data.train_labels),
+        train=(train_inputs, data.train_labels),
         validation=(recipe.model_inputs(preprocessor, data.split.validation.inputs), data.validation_labels),
         batch_size=config.batch_size,
         seed=config.seed,
         accumulate_steps=config.accumulate_steps,
+        length_buckets=recipe.training_length_buckets(config, train_inputs),
     )
     model = recipe.build_model(config, preprocessor, len(data.class_names))
     model = accumulation.with_gradient_accumulation(model, config.accumulate_steps)

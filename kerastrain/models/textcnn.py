@@ -33,7 +33,9 @@ def build_textcnn(
 
     Args:
         vocabulary_size: number of token ids, padding (0) and unknown (1) included.
-        sequence_length: token ids per text; at least the largest kernel size.
+        sequence_length: the longest token-id sequence the model is meant
+            for; at least the largest kernel size. The model takes any length
+            from the largest kernel size up.
         num_classes: number of classes of the softmax output.
         embedding_dim: size of the word embeddings. Defaults to `128`.
         filters: filters per kernel size. Defaults to `128`.
@@ -42,8 +44,8 @@ def build_textcnn(
         l2: L2 penalty on the classifier's kernel. Defaults to `0.0`.
         ngram_vocabulary_size: number of n-gram ids of the second input; `0`
             leaves it out. Defaults to `0`.
-        ngram_sequence_length: n-gram ids per text of the second input.
-            Defaults to `0`.
+        ngram_sequence_length: the longest n-gram-id sequence of the second
+            input (it takes any length). Defaults to `0`.
         ngram_embedding_dim: size of the n-gram embeddings. The branch is a
             linear model, so a few dimensions suffice, and a narrow table keeps
             the optimizer's per-step work small. Defaults to `32`.
@@ -68,7 +70,9 @@ def build_textcnn(
             f"Received: sequence_length={sequence_length}, kernel_sizes={tuple(kernel_sizes)}"
         )
     layers = keras.layers
-    tokens = keras.Input(shape=(sequence_length,), dtype="int32", name="tokens")
+    # Any length from the largest kernel size up: training batches are cut to
+    # the padding they need (see kerastrain.length_buckets).
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     embedded = layers.Embedding(vocabulary_size, embedding_dim, name="embedding")(tokens)
     pooled = []
     for kernel_size in kernel_sizes:
@@ -80,7 +84,7 @@ def build_textcnn(
     features = layers.Dropout(dropout, name="dropout")(features)
     inputs = [tokens]
     if ngram_vocabulary_size:
-        ngrams = keras.Input(shape=(ngram_sequence_length,), dtype="int32", name="ngrams")
+        ngrams = keras.Input(shape=(None,), dtype="int32", name="ngrams")
         ngram_vectors = layers.Embedding(
             ngram_vocabulary_size, ngram_embedding_dim, name="ngram_embedding"
         )(ngrams)

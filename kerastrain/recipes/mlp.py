@@ -156,6 +156,11 @@ def model_inputs(preprocessor, inputs):
     return preprocessor.transform(inputs).astype("float32")
 
 
+def training_length_buckets(config, train_inputs):
+    """`None`: the MLP's features have no padding to cut (see the TextCNN recipe)."""
+    return None
+
+
 def build_model(config, preprocessor, num_classes):
     """The MLP, uncompiled, with one input per feature of the fitted `preprocessor`."""
     from kerastrain.models import build_mlp

@@ -83,13 +83,15 @@ def main(config):
         f"{len(split.test)} test examples of {examples.source}; {len(class_names)} classes; "
         f"{policy} on {training.describe_devices(environment)}"
     )
+    train_inputs = features.transform(split.train.inputs)
     inputs = tf_data.make_training_inputs(
         strategy,
-        train=(features.transform(split.train.inputs), train_labels),
+        train=(train_inputs, train_labels),
         validation=(features.transform(split.validation.inputs), validation_labels),
         batch_size=config.batch_size,
         seed=config.seed,
         accumulate_steps=config.accumulate_steps,
+        length_buckets=training_length_buckets(config, train_inputs),
     )
     test_dataset = tf_data.make_dataset(features.transform(split.test.inputs), test_labels, config.batch_size)
 
@@ -165,6 +167,22 @@ def fit_preprocessor(config, examples, train_texts):
 def model_inputs(features, texts):
     """The model's named inputs for `texts`."""
     return features.transform(texts)
+
+
+def training_length_buckets(config, train_inputs):
+    """Length buckets of the padded token ids (and n-gram ids) of the training split.
+
+    Returns:
+        A `LengthBuckets`, or `None` with `--no-length-buckets`.
+    """
+    from kerastrain.length_buckets import LengthBuckets
+
+    if not config.length_buckets:
+        return None
+    minimum_lengths = {"tokens": max(config.kernel_sizes)}
+    if "ngrams" in train_inputs:
+        minimum_lengths["ngrams"] = 1
+    return LengthBuckets.for_padded_inputs(train_inputs, minimum_lengths)
 
 
 def build_model(config, features, num_classes):
