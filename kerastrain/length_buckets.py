@@ -18,8 +18,8 @@ import math
 import numpy as np
 
 from kerastrain.backend import tf
+from kerastrain.text_vectorization import PADDING_ID
 
-PADDING_ID = 0
 # Examples sorted by length together, as this many batches: enough to find
 # similar lengths, few enough that an epoch still mixes the whole split.
 POOL_BATCHES = 16
@@ -50,8 +50,9 @@ class LengthBuckets:
             minimum_lengths: a dict from the names of the inputs to cut to the
                 shortest length the model takes for each (a convolution needs
                 at least its kernel size).
-            bucket_width: the bucket lengths of the first input are multiples
-                of this. Defaults to `4`.
+            bucket_width: about this many ids between the first input's
+                bucket lengths, unless that makes more than `max_buckets`.
+                Defaults to `4`.
             max_buckets: at most this many buckets; wider ones for long
                 sequences. Defaults to `8`.
 
