@@ -151,6 +151,39 @@ def worker_dataset_function(train, batch_size, seed, length_buckets=None):
     return per_worker_dataset
 
 
+def sharded_evaluation_inputs(strategy, validation, batch_size):
+    """Validation data that a parameter-server job evaluates exactly once per example.
+
+    Every parameter-server worker reads the whole of a dataset it is given.
+    Validation steps counted over a repeated dataset (tf-keras' default) are
+    spread over the workers as they come free, so each worker starts from the
+    top: the steps cover the first batches twice and never reach the last
+    ones. tf-keras' exact evaluation (`compile(pss_evaluation_shards=N)`)
+    instead runs N shard functions, each over every N-th batch of a finite
+    dataset, and adds up their metrics; a shard that a failed worker was
+    running is run again, whole. One shard per batch at most: with more
+    shards than batches, TensorFlow 2.21 fails with an unrelated "FILE based
+    sharding" error.
+
+    Args:
+        strategy: the `ParameterServerStrategy`.
+        validation: a tuple `(inputs, labels)` of arrays.
+        batch_size: examples per validation batch.
+
+    Returns:
+        A tuple `(dataset_creator, shards)`: a `DatasetCreator` of the finite,
+        batched validation data, and the number of shards for `compile`
+        (5 per worker, as tf-keras' `"auto"`, and at most one per batch).
+    """
+    batches = math.ceil(len(validation[1]) / batch_size)
+    workers = strategy._num_workers  # no public attribute; tf-keras' own "auto" reads this one
+
+    def per_worker_dataset(input_context):
+        return make_dataset(*validation, batch_size)  # sharded by batch (see make_dataset)
+
+    return keras.utils.experimental.DatasetCreator(per_worker_dataset), min(5 * workers, batches)
+
+
 @dataclasses.dataclass
 class TrainingInputs:
     """What `Model.fit` takes for one recipe run.
@@ -162,6 +195,9 @@ class TrainingInputs:
         examples_per_epoch: training examples one epoch goes through.
         steps_per_epoch: optimizer updates in one epoch, which learning-rate
             schedules count.
+        evaluation_shards: under `ParameterServerStrategy`, what `compile`
+            takes as `pss_evaluation_shards` (see `sharded_evaluation_inputs`);
+            `0` under other strategies.
     """
 
     train: object
@@ -169,6 +205,7 @@ class TrainingInputs:
     fit_arguments: dict
     examples_per_epoch: int
     steps_per_epoch: int
+    evaluation_shards: int = 0
 
 
 def make_training_inputs(
@@ -187,7 +224,9 @@ def make_training_inputs(
     Under `ParameterServerStrategy` the training data goes through a
     `DatasetCreator`: each worker makes its own dataset of the whole training
     split, shuffled in its own order (see `worker_shuffle_seed`), and
-    validation is repeated and counted in steps too. Under `MultiWorkerMirroredStrategy` the
+    validation is split into shards that the workers evaluate, each example
+    once (see `sharded_evaluation_inputs`; pass `evaluation_shards` to
+    `training.compile_classifier`). Under `MultiWorkerMirroredStrategy` the
     training data is a finite dataset without its last, partial batch, which the
     strategy shards over the workers: their all-gathered sparse gradients need
     equal batches.
@@ -246,15 +285,14 @@ def make_training_inputs(
             steps_per_epoch=steps_per_epoch,
         )
 
+    validation_inputs, evaluation_shards = sharded_evaluation_inputs(strategy, validation, batch_size)
     return TrainingInputs(
         train=keras.utils.experimental.DatasetCreator(
             worker_dataset_function(train, step_batch_size, seed, length_buckets)
         ),
-        validation=make_dataset(*validation, batch_size, repeat=True),
-        fit_arguments={
-            "steps_per_epoch": steps_per_epoch,
-            "validation_steps": math.ceil(len(validation[1]) / batch_size),
-        },
+        validation=validation_inputs,
+        fit_arguments={"steps_per_epoch": steps_per_epoch},
         examples_per_epoch=steps_per_epoch * step_batch_size,
         steps_per_epoch=steps_per_epoch,
+        evaluation_shards=evaluation_shards,
     )

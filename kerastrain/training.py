@@ -52,14 +52,26 @@ def describe_devices(environment):
     return f"{environment['replicas']} replica(s)"
 
 
-def compile_classifier(model, optimizer, steps_per_execution=1, jit_compile=False):
-    """Compiles a softmax classifier on integer labels, with accuracy."""
+def compile_classifier(model, optimizer, steps_per_execution=1, jit_compile=False, evaluation_shards=0):
+    """Compiles a softmax classifier on integer labels, with accuracy.
+
+    Args:
+        model: the model, built in the strategy's scope.
+        optimizer: a tf-keras optimizer or its name.
+        steps_per_execution: training steps per call into the graph.
+            Defaults to `1`.
+        jit_compile: compile the training step with XLA. Defaults to `False`.
+        evaluation_shards: under `ParameterServerStrategy`, the shards of
+            exact evaluation (`tf_data.TrainingInputs.evaluation_shards`).
+            Defaults to `0` (other strategies).
+    """
     model.compile(
         optimizer=optimizer,
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
         jit_compile=jit_compile,
+        pss_evaluation_shards=evaluation_shards,
     )
     return model
 

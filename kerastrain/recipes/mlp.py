@@ -101,7 +101,9 @@ def main(config):
         # With --accumulate-steps N, one update averages N micro-batches' gradients.
         model = accumulation.with_gradient_accumulation(model, config.accumulate_steps)
         optimizer = optimizers.optimizer_from_config(config)
-        training.compile_classifier(model, optimizer, config.steps_per_execution, jit_compile)
+        training.compile_classifier(
+            model, optimizer, config.steps_per_execution, jit_compile, inputs.evaluation_shards
+        )
 
     # Train, with checkpoints, early stopping and resume.
     fit_summary = training.fit(model, run, inputs, config)
