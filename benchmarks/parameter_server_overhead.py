@@ -13,9 +13,17 @@ Usage:
     python benchmarks/parameter_server_overhead.py --mode parameter_server --workers 2 --steps-per-execution 32
     python benchmarks/parameter_server_overhead.py --mode parameter_server --workers 1 --profile-dir /tmp/profile_ps
     python benchmarks/parameter_server_overhead.py --mode parameter_server --workers 2 --count-worker-steps
+    python benchmarks/parameter_server_overhead.py --mode parameter_server --workers 2 --no-ngrams --transfer-only
 
 `--count-worker-steps` makes each worker count its training steps as the
 recipes do (`kerastrain.worker_steps`), to measure what the count costs.
+
+`--transfer-only` replaces the training step by one that moves what a real
+step moves and computes nothing else: it reads every trainable variable (the
+embeddings only at the batch's ids), and applies a zero gradient of the same
+shape with the same optimizer. Under parameter servers that is the traffic
+between worker and parameter server and the parameter server's updates; the
+rate it reaches is a ceiling for the real step on this machine.
 
 Results on the 2-core CI machine are in the README's strategies section.
 """
@@ -44,6 +52,33 @@ def profile_last_epoch(profile_dir, epochs):
     return Callback()
 
 
+def use_transfer_only_step(model):
+    """Makes `model.fit` run a step that reads every variable and applies a zero gradient."""
+    from kerastrain.backend import keras, tf
+
+    embeddings = [
+        (layer, model.input_names[[id(tensor) for tensor in model.inputs].index(id(layer.input))])
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Embedding) and layer.trainable
+    ]
+    embedding_variables = {id(variable) for layer, _ in embeddings for variable in layer.trainable_variables}
+    dense_variables = [variable for variable in model.trainable_variables if id(variable) not in embedding_variables]
+
+    def train_step(data):
+        inputs, _ = data
+        with tf.GradientTape() as tape:
+            total = tf.add_n(
+                [tf.reduce_sum(layer(inputs[name])) for layer, name in embeddings]
+                + [tf.reduce_sum(variable) for variable in dense_variables]
+            )
+            zero = total * 0.0
+        gradients = tape.gradient(zero, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return {"zero": zero}
+
+    model.train_step = train_step
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=TREC)
@@ -59,6 +94,9 @@ def main():
     parser.add_argument("--epoch-repeats", type=int, default=2, help="Passes over the training split per epoch.")
     parser.add_argument(
         "--count-worker-steps", action="store_true", help="Count each worker's steps, as the recipes do."
+    )
+    parser.add_argument(
+        "--transfer-only", action="store_true", help="Only read the variables and apply zero gradients (no model)."
     )
     arguments = parser.parse_args()
 
@@ -84,6 +122,8 @@ def main():
     with strategy.scope():
         model = textcnn.build_model(config, features, len(class_names))
         training.compile_classifier(model, optimizers.optimizer_from_config(config), arguments.steps_per_execution)
+    if arguments.transfer_only:
+        use_transfer_only_step(model)
     counter = None
     if arguments.count_worker_steps and arguments.mode == "parameter_server":
         counter = worker_steps.WorkerStepCounter(strategy)
