@@ -202,6 +202,19 @@ def parse_local_cluster(text):
     return counts["workers"], counts["ps"]
 
 
+def describe_tasks(cluster_shape):
+    """Task counts in words, chief first, such as "1 chief, 2 workers, 1 ps".
+
+    Args:
+        cluster_shape: a dict from task type to the number of such tasks.
+    """
+    ordered = sorted(cluster_shape, key=lambda task: TASK_TYPES.index(task) if task in TASK_TYPES else len(TASK_TYPES))
+    return ", ".join(
+        f"{cluster_shape[task]} {task}" if cluster_shape[task] == 1 or task == "ps" else f"{cluster_shape[task]} {task}s"
+        for task in ordered
+    )
+
+
 def free_port():
     """A TCP port on localhost that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

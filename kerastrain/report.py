@@ -19,7 +19,7 @@ import os
 
 import pandas as pd
 
-from kerastrain import plots, run_folder
+from kerastrain import cluster, plots, run_folder
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1f2328;
@@ -375,11 +375,9 @@ def describe_environment(environment):
 def describe_cluster(environment):
     cluster_shape = environment.get("cluster") or {}
     if not cluster_shape:
-        return f"one process, {environment.get('replicas', 1)} replica(s)"
-    parts = []
-    for task, count in cluster_shape.items():
-        parts.append(f"{count} {task}s" if count != 1 and task != "ps" else f"{count} {task}")
-    return ", ".join(parts)
+        replicas = environment.get("replicas", 1)
+        return f"one process, {replicas} replica" if replicas == 1 else f"one process, {replicas} replicas"
+    return cluster.describe_tasks(cluster_shape)
 
 
 def html_table(columns, rows, numeric_columns=(), best_row=None):

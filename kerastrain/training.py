@@ -43,13 +43,11 @@ def describe_environment(strategy, policy, jit_compile):
 
 
 def describe_devices(environment):
-    """A few words on where training runs, such as "2 worker(s) and 1 ps(s)"."""
-    cluster_shape = environment["cluster"]
-    if cluster_shape:
-        order = ("chief", "worker", "ps", "evaluator")
-        tasks = sorted(cluster_shape, key=lambda task: order.index(task) if task in order else len(order))
-        return " and ".join(f"{cluster_shape[task]} {task}(s)" for task in tasks)
-    return f"{environment['replicas']} replica(s)"
+    """A few words on where training runs, such as "2 workers, 1 ps" or "1 replica"."""
+    if environment["cluster"]:
+        return cluster.describe_tasks(environment["cluster"])
+    replicas = environment["replicas"]
+    return f"{replicas} replica" if replicas == 1 else f"{replicas} replicas"
 
 
 def compile_classifier(model, optimizer, steps_per_execution=1, jit_compile=False, evaluation_shards=0):

@@ -175,7 +175,7 @@ def test_parameter_server_training_on_an_in_process_cluster(tmp_path, sms_sample
         timeout=400,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "2 worker(s) and 1 ps(s)" in result.stdout
+    assert "float32 on 2 workers, 1 ps" in result.stdout
     environment = json.loads((run_dir / "config.json").read_text())["environment"]
     assert environment["strategy"] == "ParameterServerStrategyV2"
     assert environment["cluster"] == {"worker": 2, "ps": 1} and environment["jit_compile"] is False
