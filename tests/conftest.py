@@ -24,6 +24,21 @@ def environment_without_tf_config(**extra):
     return variables
 
 
+def run_script(script, *arguments, timeout=300):
+    """Runs a Python script in a fresh process (for one in-process cluster per process).
+
+    Returns:
+        The script's last line of standard output; fails the test, with the end of
+        its standard error, if it exits with an error.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", script, *arguments],
+        capture_output=True, text=True, timeout=timeout, cwd=REPO, env=environment_without_tf_config(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
 def run_module(module, *arguments, timeout=300, cwd=None, environment=None):
     """Runs `python -m module arguments...` as a user would; returns the CompletedProcess."""
     variables = environment_without_tf_config(PYTHONUNBUFFERED="1", **(environment or {}))

@@ -1,14 +1,12 @@
 """Gradient accumulation (`--accumulate-steps`): one update from several micro-batches."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, environment_without_tf_config, error_lines, run_module
+from conftest import error_lines, run_module, run_script
 from kerastrain import accumulation, config as config_lib, tf_data
 from kerastrain.backend import keras, tf
 from kerastrain.models import build_mlp
@@ -152,12 +150,7 @@ def test_sparse_embedding_gradients_accumulate_like_one_large_batch():
 
 
 def test_mirrored_accumulation_on_two_logical_cpus_equals_a_large_batch():
-    result = subprocess.run(
-        [sys.executable, "-c", EQUIVALENCE_SCRIPT, "mirrored", "2"],
-        capture_output=True, text=True, timeout=300, cwd=REPO, env=environment_without_tf_config(),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    outcome = json.loads(run_script(EQUIVALENCE_SCRIPT, "mirrored", "2"))
     # Each replica accumulates its half of every micro-batch; the optimizer sums
     # the replicas' accumulated gradients once.
     assert outcome["replicas"] == 2
@@ -312,13 +305,8 @@ except UsageError as error:
 
 
 def test_multi_worker_steps_larger_than_the_data_are_refused():
-    result = subprocess.run(
-        [sys.executable, "-c", MULTI_WORKER_SCRIPT],
-        capture_output=True, text=True, timeout=120, cwd=REPO, env=environment_without_tf_config(),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
     # 50 examples: one whole step of 3 x 16 = 48 (the partial step left out), none of 4 x 16 = 64.
-    assert result.stdout.strip().splitlines()[-1] == (
+    assert run_script(MULTI_WORKER_SCRIPT, timeout=120) == (
         "1 --batch-size 16 x --accumulate-steps 4 is more than the 50 training examples, and "
         "multi_worker_mirrored leaves out a partial step, so no step would run. "
         "Lower --batch-size or --accumulate-steps."

@@ -1,10 +1,8 @@
 """Validation under parameter servers scores every validation example exactly once."""
 
 import json
-import subprocess
-import sys
 
-from conftest import REPO, environment_without_tf_config
+from conftest import run_script
 
 # Trains a small MLP on an in-process cluster (its own process: one cluster per
 # process) with validation each epoch, then scores the same validation data with
@@ -41,12 +39,7 @@ print(json.dumps({
 
 
 def test_parameter_server_validation_matches_one_pass_over_the_validation_split():
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        capture_output=True, text=True, timeout=300, cwd=REPO, env=environment_without_tf_config(),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    scores = json.loads(result.stdout.strip().splitlines()[-1])
+    scores = json.loads(run_script(SCRIPT))
     assert scores["shards"] == 2  # one per worker
     fit_loss, fit_accuracy = scores["fit"]
     local_loss, local_accuracy = scores["local"]

@@ -1,12 +1,10 @@
 """Each worker's share of the training: steps counted on parameter-server workers, and the file of them."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, environment_without_tf_config
+from conftest import run_script
 from kerastrain import run_folder
 
 # Trains on an in-process cluster (its own process: one cluster per process)
@@ -60,12 +58,7 @@ print(json.dumps({"dispatched": dispatched, "steps_per_epoch": inputs.steps_per_
 
 def test_parameter_server_workers_count_the_steps_they_ran(tmp_path):
     script = ATTRIBUTION_SCRIPT.replace("RUN_DIR", str(tmp_path))
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True, text=True, timeout=300, cwd=REPO, env=environment_without_tf_config(),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    expected = json.loads(result.stdout.strip().splitlines()[-1])
+    expected = json.loads(run_script(script))
     workers = run_folder.RunFolder(tmp_path).read_workers()
     counted = workers.pivot(index="epoch", columns="worker", values="steps").astype(int).values.tolist()
     print(f"steps per worker and epoch, counted {counted}, dispatched {expected['dispatched']}")  # shown with -s
