@@ -72,6 +72,10 @@ class Predictor:
         """The model's inputs for raw inputs: a dict of arrays, or one float32 array."""
         if isinstance(inputs, str):
             inputs = [inputs]
+        if not self.takes_text:
+            from kerastrain.recipes import mlp
+
+            return mlp.model_inputs(self.preprocessor, inputs)
         features = self.preprocessor.transform(inputs)
         if not isinstance(features, dict):
             features = np.asarray(features, dtype=np.float32)
@@ -90,7 +94,7 @@ class Predictor:
 def read_inputs(predictor, csv_path, text_column, label_column):
     from kerastrain.data import tables
 
-    frame = tables.read_csv(csv_path)
+    frame = tables.read_csv(csv_path, "--csv")
     if predictor.takes_text:
         tables.require_column(frame, text_column, "--text-column", csv_path)
         return frame, frame[text_column].fillna("").astype(str).tolist()

@@ -77,10 +77,20 @@ def test_mlp_on_a_numeric_csv_scales_features_and_predicts_from_csv(tmp_path, di
     predictor = Predictor.load(run_dir)
     scaler = predictor.preprocessor
     assert scaler.mean_.shape == (64,) and scaler.scale_.max() > 1  # fitted on raw pixels
+    assert list(scaler.feature_names_in_[:2]) == ["pixel1", "pixel2"]
     result = run_module("kerastrain.predict", run_dir, "--csv", digits_csv, "--output", tmp_path / "out.csv")
     assert result.returncode == 0, result.stderr
     predictions = pd.read_csv(tmp_path / "out.csv")
     assert (predictions["prediction"] == predictions["label"]).mean() > 0.85
+    # The same rows with their columns in reverse order: picked by name, so the same predictions.
+    reversed_csv = tmp_path / "reversed.csv"
+    pd.read_csv(digits_csv).iloc[:, ::-1].to_csv(reversed_csv, index=False)
+    result = run_module("kerastrain.predict", run_dir, "--csv", reversed_csv, "--output", tmp_path / "reversed_out.csv")
+    assert result.returncode == 0, result.stderr
+    assert pd.read_csv(tmp_path / "reversed_out.csv")["prediction"].tolist() == predictions["prediction"].tolist()
+    # Rows as an array, in the training columns' order, need no names.
+    rows = pd.read_csv(digits_csv).drop(columns=["label"]).to_numpy()[:20]
+    assert [str(name) for name in predictor.predict(rows)] == predictions["prediction"].astype(str).tolist()[:20]
 
 
 def test_mlp_on_text_uses_tfidf_features(tmp_path, sms_sample_csv):

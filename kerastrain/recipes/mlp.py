@@ -139,7 +139,12 @@ def load_examples(config):
 
 
 def fit_preprocessor(config, examples, train_inputs):
-    """Bag-of-words features for text, standardized columns for numbers, fitted on `train_inputs`."""
+    """Bag-of-words features for text, standardized columns for numbers, fitted on `train_inputs`.
+
+    The scaler is fitted on named columns, so that prediction picks a CSV's
+    columns by name (`feature_names_in_`) whatever their order.
+    """
+    import pandas as pd
     from sklearn import preprocessing
 
     from kerastrain.text_vectorization import TextVectorizer
@@ -148,13 +153,20 @@ def fit_preprocessor(config, examples, train_inputs):
         preprocessor = TextVectorizer(
             config.text_features, max_tokens=config.max_features, ngram_range=(1, config.ngram_max)
         )
-    else:
-        preprocessor = preprocessing.StandardScaler()
-    return preprocessor.fit(train_inputs)
+        return preprocessor.fit(train_inputs)
+    return preprocessing.StandardScaler().fit(pd.DataFrame(train_inputs, columns=examples.feature_names))
 
 
 def model_inputs(preprocessor, inputs):
-    """The model's float32 feature matrix for `inputs`."""
+    """The model's float32 feature matrix for `inputs` (texts, or rows of feature values).
+
+    Rows given as an array are taken to be in the training columns' order.
+    """
+    import pandas as pd
+
+    names = getattr(preprocessor, "feature_names_in_", None)
+    if names is not None and not isinstance(inputs, pd.DataFrame):
+        inputs = pd.DataFrame(inputs, columns=names)
     return preprocessor.transform(inputs).astype("float32")
 
 
