@@ -166,3 +166,11 @@ def test_predict_rejects_a_folder_without_a_finished_run(tmp_path):
     assert result.returncode == 2
     (line,) = error_lines(result)
     assert "holds no finished run (model.keras is missing)" in line
+
+
+def test_predict_names_its_own_flag_for_a_missing_csv(finished_textcnn_run, tmp_path):
+    run_dir, _ = finished_textcnn_run
+    result = run_module("kerastrain.predict", run_dir, "--csv", tmp_path / "absent.csv")
+    assert result.returncode == 2
+    (line,) = error_lines(result)
+    assert line == f"error: --csv {tmp_path / 'absent.csv'}: no such file. Pass the path of a CSV file (.csv or .csv.gz)."

@@ -12,32 +12,37 @@ from kerastrain.data.examples import Examples
 from kerastrain.errors import UsageError
 
 
-def read_csv(path):
+def read_csv(path, flag="--data"):
     """Reads a `.csv` or gzipped `.csv.gz` file into a DataFrame.
+
+    Args:
+        path: the file's path.
+        flag: the command-line flag that named the file, for error messages.
+            Defaults to `"--data"`.
 
     Raises:
         UsageError: if the file is missing, empty, corrupt or truncated.
     """
     if not os.path.isfile(path):
         raise UsageError(
-            f"--data {path}: no such file. Pass the path of a CSV file (.csv or .csv.gz)."
+            f"{flag} {path}: no such file. Pass the path of a CSV file (.csv or .csv.gz)."
         )
     try:
         frame = pd.read_csv(path, compression="infer")
     except pd.errors.EmptyDataError:
-        raise UsageError(f"--data {path} is empty. Pass a CSV with a header row and data rows.") from None
+        raise UsageError(f"{flag} {path} is empty. Pass a CSV with a header row and data rows.") from None
     except (gzip.BadGzipFile, EOFError, zlib.error):
         raise UsageError(
-            f"--data {path} is not a readable gzip file (corrupt or truncated). "
+            f"{flag} {path} is not a readable gzip file (corrupt or truncated). "
             "Download or compress it again."
         ) from None
     except UnicodeDecodeError:
-        raise UsageError(f"--data {path} is not UTF-8 text. Save it as UTF-8 CSV.") from None
+        raise UsageError(f"{flag} {path} is not UTF-8 text. Save it as UTF-8 CSV.") from None
     except pd.errors.ParserError as error:
         first_line = str(error).strip().splitlines()[0]
-        raise UsageError(f"--data {path} is not a well-formed CSV ({first_line}). Fix the file.") from None
+        raise UsageError(f"{flag} {path} is not a well-formed CSV ({first_line}). Fix the file.") from None
     if frame.empty:
-        raise UsageError(f"--data {path} has a header but no rows. Pass a CSV with data rows.")
+        raise UsageError(f"{flag} {path} has a header but no rows. Pass a CSV with data rows.")
     return frame
 
 
