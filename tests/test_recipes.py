@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import REPO, TINY_TEXTCNN, run_module
+from conftest import REPO, TINY_TEXTCNN, error_lines, run_module
 from kerastrain import config as config_lib
 from kerastrain import run_folder
 from kerastrain.predict import Predictor
@@ -88,6 +88,15 @@ def test_mlp_on_a_numeric_csv_scales_features_and_predicts_from_csv(tmp_path, di
     result = run_module("kerastrain.predict", run_dir, "--csv", reversed_csv, "--output", tmp_path / "reversed_out.csv")
     assert result.returncode == 0, result.stderr
     assert pd.read_csv(tmp_path / "reversed_out.csv")["prediction"].tolist() == predictions["prediction"].tolist()
+    # A CSV without one of the training columns is refused, naming it.
+    partial_csv = tmp_path / "partial.csv"
+    pd.read_csv(digits_csv).drop(columns=["pixel7"]).to_csv(partial_csv, index=False)
+    result = run_module("kerastrain.predict", run_dir, "--csv", partial_csv)
+    assert result.returncode == 2
+    assert error_lines(result) == [
+        f"error: {partial_csv} lacks feature column 'pixel7' that the model was trained on. "
+        "Pass a CSV with the training columns."
+    ]
     # Rows as an array, in the training columns' order, need no names.
     rows = pd.read_csv(digits_csv).drop(columns=["label"]).to_numpy()[:20]
     assert [str(name) for name in predictor.predict(rows)] == predictions["prediction"].astype(str).tolist()[:20]
