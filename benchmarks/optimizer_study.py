@@ -4,7 +4,7 @@ An MLP on scikit-learn's digits (all 1,797 images) trains under six optimizers;
 then Adam and SGD each with and without learning-rate decay, batch normalization
 and dropout; then a plain TextCNN on 2,000 SMS messages under four optimizers.
 Early stopping is off, so every variant runs the same epochs. Each optimizer
-uses its customary learning rate (`kerastrain.studies.OPTIMIZER_LEARNING_RATES`).
+uses its customary learning rate (`kerastrain.search.studies.OPTIMIZER_LEARNING_RATES`).
 
 Usage:
 
@@ -25,7 +25,7 @@ import os
 
 import pandas as pd
 
-from kerastrain import studies
+from kerastrain.search import studies
 from kerastrain.config import MLPConfig, TextCNNConfig, resolve
 from kerastrain.recipes import mlp, textcnn
 

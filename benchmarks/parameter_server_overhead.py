@@ -16,7 +16,7 @@ Usage:
     python benchmarks/parameter_server_overhead.py --mode parameter_server --workers 2 --no-ngrams --transfer-only
 
 `--count-worker-steps` makes each worker count its training steps as the
-recipes do (`kerastrain.worker_steps`), to measure what the count costs.
+recipes do (`kerastrain.distribute.worker_steps`), to measure what the count costs.
 
 `--transfer-only` replaces the training step by one that moves what a real
 step moves and computes nothing else: it reads every trainable variable (the
@@ -100,7 +100,8 @@ def main():
     )
     arguments = parser.parse_args()
 
-    from kerastrain import cluster, optimizers, tf_data, training, worker_steps
+    from kerastrain import optimizers, tf_data, training
+    from kerastrain.distribute import cluster, worker_steps
     from kerastrain.backend import tf
     from kerastrain.callbacks import EpochThroughput
     from kerastrain.config import TextCNNConfig

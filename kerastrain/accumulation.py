@@ -120,7 +120,7 @@ def plain_model(model):
     """The plain functional model of `model`, for saving as `model.keras`.
 
     A `GradientAccumulationModel` only changes how training steps run; what is
-    saved, and what `kerastrain.predict` loads, is the network alone. Other
+    saved, and what `kerastrain.export.predict` loads, is the network alone. Other
     models are returned as they are.
     """
     if not isinstance(model, GradientAccumulationModel):

@@ -108,7 +108,7 @@ def parse_command(config_class, argv, prog, description):
         UsageError: for a bad flag, preset or search space, `--tune` without a
             `[tune]` table, or `--tune` under a strategy other than `default`.
     """
-    from kerastrain import search_space as search_space_lib
+    from kerastrain.search import search_space as search_space_lib
 
     parser = build_parser(config_class, prog, description)
     arguments = vars(parser.parse_args(argv))

@@ -56,7 +56,7 @@ def main(argv=None):
         path = report.write_report(arguments.run_dir)
         print(f"kerastrain: wrote {path}")
     else:
-        from kerastrain import compare
+        from kerastrain.report import compare
 
         print(compare.compare_runs(arguments.run_dirs, arguments.output))
         print(f"kerastrain: curves in {arguments.output}")

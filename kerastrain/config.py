@@ -272,7 +272,7 @@ def read_preset(path, config_class):
     The preset's keys are the config's field names (`batch_size = 128`). An
     optional `recipe = "textcnn"` key says which recipe the preset is for, and an
     optional `[tune]` table declares a hyperparameter search space for `--tune`
-    (checked by `kerastrain.search_space`, not here).
+    (checked by `kerastrain.search.search_space`, not here).
 
     Args:
         path: path of the `.toml` file.

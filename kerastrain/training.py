@@ -7,7 +7,8 @@ import time
 import joblib
 
 from kerastrain import callbacks as callbacks_lib
-from kerastrain import accumulation, cluster, evaluation, run_folder, worker_steps
+from kerastrain import accumulation, evaluation, run_folder
+from kerastrain.distribute import cluster, worker_steps
 from kerastrain.backend import keras, tf
 
 
@@ -128,7 +129,7 @@ def worker_throughput_callback(model, run, inputs):
     """The callback that writes each worker's share of each epoch, or `None` in one process.
 
     Under `ParameterServerStrategy` it makes each worker count the training
-    steps it runs (see `kerastrain.worker_steps`), so call it before `fit`.
+    steps it runs (see `kerastrain.distribute.worker_steps`), so call it before `fit`.
     Under `MultiWorkerMirroredStrategy` every worker runs every step, and the
     callback shares the job's figures equally.
 

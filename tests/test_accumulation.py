@@ -19,7 +19,7 @@ EQUIVALENCE_SCRIPT = """
 import json, sys
 import numpy as np
 import pandas as pd
-from kerastrain import strategies
+from kerastrain.distribute import strategies
 strategy = strategies.build_strategy(sys.argv[1], cpu_devices=int(sys.argv[2]))
 from kerastrain import accumulation
 from kerastrain.backend import keras, tf
@@ -116,7 +116,7 @@ def largest_difference(first, second):
     ids=["sgd", "one_device_xla_steps_per_execution", "schedule_and_clipnorm"],
 )
 def test_accumulated_micro_batches_update_like_one_large_batch(strategy_name, optimizer, jit_compile, steps_per_execution):
-    from kerastrain import strategies
+    from kerastrain.distribute import strategies
 
     strategy = strategies.build_strategy(strategy_name)
     inputs, labels = random_data()
@@ -266,7 +266,7 @@ def test_mlp_recipe_with_accumulate_steps_end_to_end(tmp_path):
     assert stored["config"]["accumulate_steps"] == 4
     # The digits' 1257 training examples make ceil(1257 / (4 * 16)) = 20 updates an epoch.
     assert "20/20 - " in result.stdout
-    from kerastrain.predict import Predictor
+    from kerastrain.export.predict import Predictor
 
     predictor = Predictor.load(run_dir)
     assert not isinstance(predictor.model, accumulation.GradientAccumulationModel)

@@ -149,12 +149,12 @@ def test_a_finished_run_is_neither_retrained_nor_overwritten(finished_textcnn_ru
 
 def test_predict_classifies_raw_text_and_csv(finished_textcnn_run, sms_sample_csv, tmp_path):
     run_dir, _ = finished_textcnn_run
-    result = run_module("kerastrain.predict", run_dir, "--text", "hello", "--text", "call now")
+    result = run_module("kerastrain.export.predict", run_dir, "--text", "hello", "--text", "call now")
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 2 and all('"prediction": "' in line for line in lines)
     output = tmp_path / "predictions.csv"
-    result = run_module("kerastrain.predict", run_dir, "--csv", sms_sample_csv, "--output", output)
+    result = run_module("kerastrain.export.predict", run_dir, "--csv", sms_sample_csv, "--output", output)
     assert result.returncode == 0, result.stderr
     predictions = pd.read_csv(output)
     assert set(predictions["prediction"]) <= {"ham", "spam"}
@@ -162,7 +162,7 @@ def test_predict_classifies_raw_text_and_csv(finished_textcnn_run, sms_sample_cs
 
 
 def test_predict_rejects_a_folder_without_a_finished_run(tmp_path):
-    result = run_module("kerastrain.predict", tmp_path, "--text", "hello")
+    result = run_module("kerastrain.export.predict", tmp_path, "--text", "hello")
     assert result.returncode == 2
     (line,) = error_lines(result)
     assert "holds no finished run (model.keras is missing)" in line
@@ -170,7 +170,7 @@ def test_predict_rejects_a_folder_without_a_finished_run(tmp_path):
 
 def test_predict_names_its_own_flag_for_a_missing_csv(finished_textcnn_run, tmp_path):
     run_dir, _ = finished_textcnn_run
-    result = run_module("kerastrain.predict", run_dir, "--csv", tmp_path / "absent.csv")
+    result = run_module("kerastrain.export.predict", run_dir, "--csv", tmp_path / "absent.csv")
     assert result.returncode == 2
     (line,) = error_lines(result)
     assert line == f"error: --csv {tmp_path / 'absent.csv'}: no such file. Pass the path of a CSV file (.csv or .csv.gz)."

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from kerastrain import cluster
+from kerastrain.distribute import cluster
 from kerastrain.errors import UsageError
 
 PS_CLUSTER = {

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, TINY_TEXTCNN, environment_without_tf_config, error_lines, run_module
-from kerastrain.cluster import free_port
+from kerastrain.distribute.cluster import free_port
 from kerastrain.run_folder import RunFolder
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import error_lines, run_module
 
-COMPRESS = "kerastrain.compress"
+COMPRESS = "kerastrain.export.compress"
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def fingerprints(run_dir):
 
 
 def float32_weight_bytes(run_dir):
-    from kerastrain.predict import Predictor
+    from kerastrain.export.predict import Predictor
 
     return sum(weight.nbytes for weight in Predictor.load(run_dir).model.get_weights())
 
@@ -47,7 +47,7 @@ def check_compressed(run_dir, method, in_process=False):
     """
     before = fingerprints(run_dir)
     if in_process:
-        from kerastrain import compress
+        from kerastrain.export import compress
 
         compress.compress_run(compress.check_run(str(run_dir)), method)
     else:
@@ -98,8 +98,8 @@ def test_compress_mlp_keeps_every_method_in_the_report(finished_mlp_run):
 
 
 def test_compressed_model_predicts_like_the_original(finished_mlp_run):
-    from kerastrain import litert
-    from kerastrain.predict import Predictor
+    from kerastrain.export import litert
+    from kerastrain.export.predict import Predictor
 
     predictor = Predictor.load(finished_mlp_run)
     rows = np.random.default_rng(0).normal(size=(50, 64)).astype(np.float32)
@@ -119,7 +119,7 @@ def test_help_answers_without_importing_tensorflow():
             "import runpy, sys\n"
             "sys.argv = ['compress', '--help']\n"
             "try:\n"
-            "    runpy.run_module('kerastrain.compress', run_name='__main__')\n"
+            "    runpy.run_module('kerastrain.export.compress', run_name='__main__')\n"
             "except SystemExit:\n"
             "    pass\n"
             "print('tensorflow' in sys.modules)\n",
@@ -160,7 +160,7 @@ def test_bad_input_gets_one_line_and_writes_nothing(case, expected, tmp_path, fi
 
 
 def test_mixed_precision_model_converts_through_a_float32_copy():
-    from kerastrain import litert
+    from kerastrain.export import litert
     from kerastrain.backend import keras
 
     inputs = keras.Input(shape=(6,), name="features")

@@ -12,7 +12,8 @@ import pytest
 from matplotlib.figure import Figure
 from sklearn import metrics as sklearn_metrics
 
-from kerastrain import callbacks, evaluation, optimizers, plots, precision, run_folder, strategies, tf_data, training
+from kerastrain import callbacks, evaluation, optimizers, plots, precision, run_folder, tf_data, training
+from kerastrain.distribute import strategies
 from kerastrain.backend import keras, tf
 from kerastrain.config import MLPConfig, TextCNNConfig
 from kerastrain.errors import UsageError

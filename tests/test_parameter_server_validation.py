@@ -13,7 +13,8 @@ from conftest import run_script
 SCRIPT = """
 import json
 import numpy as np
-from kerastrain import cluster, tf_data, training
+from kerastrain import tf_data, training
+from kerastrain.distribute import cluster
 from kerastrain.backend import tf
 from kerastrain.models import build_mlp
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, TINY_TEXTCNN, error_lines, run_module
 from kerastrain import config as config_lib
 from kerastrain import run_folder
-from kerastrain.predict import Predictor
+from kerastrain.export.predict import Predictor
 
 RUN_FILES = (
     "config.json", "model.keras", "preprocessor.joblib", "classes.json", "history.csv",
@@ -78,20 +78,20 @@ def test_mlp_on_a_numeric_csv_scales_features_and_predicts_from_csv(tmp_path, di
     scaler = predictor.preprocessor
     assert scaler.mean_.shape == (64,) and scaler.scale_.max() > 1  # fitted on raw pixels
     assert list(scaler.feature_names_in_[:2]) == ["pixel1", "pixel2"]
-    result = run_module("kerastrain.predict", run_dir, "--csv", digits_csv, "--output", tmp_path / "out.csv")
+    result = run_module("kerastrain.export.predict", run_dir, "--csv", digits_csv, "--output", tmp_path / "out.csv")
     assert result.returncode == 0, result.stderr
     predictions = pd.read_csv(tmp_path / "out.csv")
     assert (predictions["prediction"] == predictions["label"]).mean() > 0.85
     # The same rows with their columns in reverse order: picked by name, so the same predictions.
     reversed_csv = tmp_path / "reversed.csv"
     pd.read_csv(digits_csv).iloc[:, ::-1].to_csv(reversed_csv, index=False)
-    result = run_module("kerastrain.predict", run_dir, "--csv", reversed_csv, "--output", tmp_path / "reversed_out.csv")
+    result = run_module("kerastrain.export.predict", run_dir, "--csv", reversed_csv, "--output", tmp_path / "reversed_out.csv")
     assert result.returncode == 0, result.stderr
     assert pd.read_csv(tmp_path / "reversed_out.csv")["prediction"].tolist() == predictions["prediction"].tolist()
     # A CSV without one of the training columns is refused, naming it.
     partial_csv = tmp_path / "partial.csv"
     pd.read_csv(digits_csv).drop(columns=["pixel7"]).to_csv(partial_csv, index=False)
-    result = run_module("kerastrain.predict", run_dir, "--csv", partial_csv)
+    result = run_module("kerastrain.export.predict", run_dir, "--csv", partial_csv)
     assert result.returncode == 2
     assert error_lines(result) == [
         f"error: {partial_csv} lacks feature column 'pixel7' that the model was trained on. "

@@ -16,7 +16,8 @@ import pytest
 from matplotlib import image as matplotlib_image
 
 from conftest import REPO, error_lines, run_module
-from kerastrain import baseline, compare, plots, report, run_folder
+from kerastrain import baseline, plots, report, run_folder
+from kerastrain.report import compare
 from kerastrain.errors import UsageError
 
 ALWAYS_THERE = ("summary", "curves", "test", "learning-rate", "throughput", "config", "environment")

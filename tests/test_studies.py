@@ -1,9 +1,9 @@
-"""kerastrain.studies: variants, their checks, overlaid curves and the table of final metrics."""
+"""kerastrain.search.studies: variants, their checks, overlaid curves and the table of final metrics."""
 
 import pandas as pd
 import pytest
 
-from kerastrain import studies
+from kerastrain.search import studies
 from kerastrain.config import MLPConfig, resolve
 from kerastrain.errors import UsageError
 

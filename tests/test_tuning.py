@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, TINY_TEXTCNN, error_lines, run_module
 from kerastrain import config as config_lib
-from kerastrain import search_space
+from kerastrain.search import search_space
 from kerastrain.config import MLPConfig, TextCNNConfig
 from kerastrain.errors import UsageError
 
@@ -154,7 +154,7 @@ def test_tune_command_errors_are_one_line(tmp_path, arguments, named):
 
 
 def stopping_after(curve, earlier_curves):
-    from kerastrain import tuning
+    from kerastrain.search import tuning
     from kerastrain.backend import keras
 
     callback = tuning.MedianStopping(earlier_curves)
@@ -182,14 +182,14 @@ def test_tuning_keeps_tensorflow_on_tf_keras():
     import tensorflow as tf
     import tf_keras
 
-    from kerastrain import tuning
+    from kerastrain.search import tuning
 
     assert tf.keras.Model is tf_keras.Model
     assert issubclass(tuning.MedianStopping, tf_keras.callbacks.Callback)
 
 
 def test_a_folder_with_another_search_or_another_run_is_refused(tmp_path):
-    from kerastrain import tuning
+    from kerastrain.search import tuning
 
     config = TextCNNConfig(output_dir=str(tmp_path / "run"), epochs=2)
     space = search_space.parse_search_space(EXAMPLE_TABLE, TextCNNConfig)

@@ -17,7 +17,8 @@ ATTRIBUTION_SCRIPT = """
 import json, time
 import numpy as np
 from tensorflow.python.distribute.coordinator import cluster_coordinator
-from kerastrain import callbacks, cluster, run_folder, tf_data, training
+from kerastrain import callbacks, run_folder, tf_data, training
+from kerastrain.distribute import cluster
 from kerastrain.backend import keras, tf
 from kerastrain.models import build_mlp
 
@@ -132,7 +133,7 @@ def test_a_resumed_run_keeps_one_row_per_epoch_and_worker(tmp_path):
 
 def test_a_step_counter_needs_parameter_servers():
     from kerastrain.backend import tf
-    from kerastrain.worker_steps import WorkerStepCounter
+    from kerastrain.distribute.worker_steps import WorkerStepCounter
 
     expected = "Expected a ParameterServerStrategy. Received: strategy=_DefaultDistributionStrategy"
     with pytest.raises(ValueError, match=expected):

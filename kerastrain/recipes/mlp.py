@@ -35,7 +35,8 @@ def main(config):
     # Setup. Only the pieces that check the run folder and the data come first:
     # TensorFlow takes seconds to import, and `--help` or bad input should not
     # wait for it.
-    from kerastrain import cluster, run_folder
+    from kerastrain import run_folder
+    from kerastrain.distribute import cluster
     from kerastrain.data import splits
 
     # In a parameter-server job, worker and ps tasks run this same command: they
@@ -44,9 +45,9 @@ def main(config):
         return None
     # A job's evaluator task trains nothing: it evaluates the chief's checkpoints.
     if cluster.is_evaluator_task(config.strategy, config.local_cluster):
-        from kerastrain import sidecar
+        from kerastrain.distribute import evaluator
 
-        return sidecar.run_evaluator(config, recipe=sys.modules[__name__])
+        return evaluator.run_evaluator(config, recipe=sys.modules[__name__])
 
     # Under multi_worker_mirrored every worker trains; only the chief writes the run
     # folder, the others a temporary one that is removed at the end.
@@ -70,7 +71,8 @@ def main(config):
 
     # TensorFlow starts here. The strategy comes first: it may split the CPU into
     # logical devices, which must happen before anything touches a device.
-    from kerastrain import accumulation, baseline, optimizers, precision, report, strategies, tf_data, training
+    from kerastrain import accumulation, baseline, optimizers, precision, report, tf_data, training
+    from kerastrain.distribute import strategies
 
     strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
     policy = precision.apply_precision(config.precision, config.strategy)
@@ -200,7 +202,7 @@ def parse_and_run(argv=None):
     config = command.config
     if command.search_space:
         # Search the [tune] table's values, then train the best config in the same folder.
-        from kerastrain import tuning
+        from kerastrain.search import tuning
 
         config = tuning.search(config, command.search_space, recipe=sys.modules[__name__])
     if config is not None:  # None: the folder holds the model of an earlier best config

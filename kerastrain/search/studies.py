@@ -8,7 +8,8 @@ overlaid curves and a table of final metrics.
 Example:
 
 ```python
-from kerastrain import config, studies
+from kerastrain import config
+from kerastrain.search import studies
 from kerastrain.recipes import mlp
 
 base = config.resolve(config.MLPConfig, overrides={"epochs": 20, "verbose": 0})

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kerastrain import callbacks, run_folder, sidecar, tf_data, training
+from kerastrain import callbacks, run_folder, tf_data, training
+from kerastrain.distribute import evaluator
 from kerastrain.backend import keras
 from kerastrain.errors import UsageError
 from kerastrain.models import build_mlp
@@ -33,7 +34,7 @@ def chief_run(tmp_path):
 def test_each_epoch_checkpoint_is_evaluated_once_and_matches_the_chiefs_validation(chief_run):
     run, dataset, chief_history = chief_run
     run.write_json(run_folder.METRICS, {})  # the chief stopped early, after 3 of 10 epochs
-    evaluated = sidecar.evaluate_checkpoints(
+    evaluated = evaluator.evaluate_checkpoints(
         build_mlp(4, 2, hidden_units=(8,)), dataset, run, epochs=10, timeout_seconds=30, poll_seconds=0.1
     )
     assert evaluated == 3
@@ -42,7 +43,7 @@ def test_each_epoch_checkpoint_is_evaluated_once_and_matches_the_chiefs_validati
     np.testing.assert_allclose(rows["val_loss"], chief_history["val_loss"], rtol=1e-5)
     np.testing.assert_allclose(rows["val_accuracy"], chief_history["val_accuracy"], rtol=1e-6)
     # A restarted evaluator evaluates nothing twice.
-    again = sidecar.evaluate_checkpoints(
+    again = evaluator.evaluate_checkpoints(
         build_mlp(4, 2, hidden_units=(8,)), dataset, run, epochs=10, timeout_seconds=30, poll_seconds=0.1
     )
     assert again == 0 and len(pd.read_csv(run.file(run_folder.EVALUATOR_METRICS))) == 3
@@ -50,7 +51,7 @@ def test_each_epoch_checkpoint_is_evaluated_once_and_matches_the_chiefs_validati
 
 def test_the_evaluator_stops_after_the_last_epoch_without_waiting_for_the_chief(chief_run):
     run, dataset, _ = chief_run
-    evaluated = sidecar.evaluate_checkpoints(
+    evaluated = evaluator.evaluate_checkpoints(
         build_mlp(4, 2, hidden_units=(8,)), dataset, run, epochs=3, timeout_seconds=30, poll_seconds=0.1
     )
     assert evaluated == 3 and not run.finished
@@ -59,7 +60,7 @@ def test_the_evaluator_stops_after_the_last_epoch_without_waiting_for_the_chief(
 def test_the_evaluator_gives_up_when_no_new_checkpoint_comes(chief_run):
     run, dataset, _ = chief_run
     with pytest.raises(UsageError, match=r"saw no new checkpoint in .*checkpoints/epochs for 0.5 s"):
-        sidecar.evaluate_checkpoints(
+        evaluator.evaluate_checkpoints(
             build_mlp(4, 2, hidden_units=(8,)), dataset, run, epochs=10, timeout_seconds=0.5, poll_seconds=0.1
         )
     assert len(pd.read_csv(run.file(run_folder.EVALUATOR_METRICS))) == 3
@@ -71,7 +72,7 @@ def test_a_chief_that_finished_without_epoch_checkpoints_is_named(tmp_path):
     os.makedirs(run.path)
     run.write_json(run_folder.METRICS, {})
     with pytest.raises(UsageError, match=r"finished without epoch checkpoints.*lists an evaluator task"):
-        sidecar.evaluate_checkpoints(
+        evaluator.evaluate_checkpoints(
             build_mlp(4, 2, hidden_units=(8,)), None, run, epochs=3, timeout_seconds=30, poll_seconds=0.1
         )
 
@@ -80,15 +81,15 @@ def test_a_checkpoint_of_another_model_is_refused(chief_run):
     run, _, _ = chief_run
     other_model = build_mlp(4, 2, hidden_units=(8, 8))
     with pytest.raises(ValueError, match="incompatible tensor"):
-        sidecar.evaluate_checkpoints(other_model, None, run, epochs=3, timeout_seconds=1)
+        evaluator.evaluate_checkpoints(other_model, None, run, epochs=3, timeout_seconds=1)
 
 
 def test_waiting_for_a_chief_that_never_comes_ends_with_one_line(tmp_path):
     with pytest.raises(UsageError, match=r"waited 0.2 s for the chief's preprocessor.joblib"):
-        sidecar.wait_for_chief(run_folder.RunFolder(tmp_path), config=None, timeout_seconds=0.2, poll_seconds=0.05)
+        evaluator.wait_for_chief(run_folder.RunFolder(tmp_path), config=None, timeout_seconds=0.2, poll_seconds=0.05)
 
 
 def test_labels_the_chief_never_saw_are_refused():
-    assert sidecar.encode_like_chief(["ham", "spam", "ham"], ["ham", "spam"]).tolist() == [0, 1, 0]
+    assert evaluator.encode_like_chief(["ham", "spam", "ham"], ["ham", "spam"]).tolist() == [0, 1, 0]
     with pytest.raises(UsageError, match="'eggs', which the chief's classes.json lacks"):
-        sidecar.encode_like_chief(["ham", "eggs"], ["ham", "spam"])
+        evaluator.encode_like_chief(["ham", "eggs"], ["ham", "spam"])

@@ -5,7 +5,7 @@ This module and the cluster module are the only places that configure devices.
 
 import warnings
 
-from kerastrain import cluster
+from kerastrain.distribute import cluster
 from kerastrain.backend import tf
 from kerastrain.errors import UsageError
 

@@ -31,7 +31,9 @@ import os
 import statistics
 
 from kerastrain.backend import keras, tf  # before KerasTuner: it imports TensorFlow
-from kerastrain import accumulation, optimizers, precision, run_folder, search_space, strategies, tf_data, training
+from kerastrain import accumulation, optimizers, precision, run_folder, tf_data, training
+from kerastrain.search import search_space
+from kerastrain.distribute import strategies
 from kerastrain.data import splits
 from kerastrain.errors import UsageError
 

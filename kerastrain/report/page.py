@@ -19,7 +19,8 @@ import os
 
 import pandas as pd
 
-from kerastrain import cluster, plots, run_folder
+from kerastrain import plots, run_folder
+from kerastrain.distribute import cluster
 
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1f2328;

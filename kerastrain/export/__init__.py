@@ -1,0 +1,1 @@
+"""Using a finished run: prediction, and compression to LiteRT models."""
