@@ -29,9 +29,25 @@ TEXT_FEATURES = ("tfidf", "counts", "binary")
 NOT_COMPARED_FIELDS = ("output_dir", "verbose", "evaluator_timeout")
 
 
-def field(default, help, choices=None, minimum=None, maximum=None):
-    """A dataclass field that carries its flag help and its allowed values."""
-    metadata = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum}
+# The concerns that `--help` groups the flags by, in the order it lists them.
+GROUPS = ("data", "model", "training", "precision and speed", "distribution", "output")
+
+
+def field(default, help, choices=None, minimum=None, maximum=None, group="training"):
+    """A dataclass field that carries its flag help, its allowed values and its `--help` group.
+
+    Args:
+        default: the default value; a list or tuple becomes a tuple.
+        help: one sentence on what the setting does.
+        choices: the allowed values, or `None`. Defaults to `None`.
+        minimum: the smallest allowed number, or `None`. Defaults to `None`.
+        maximum: the largest allowed number, or `None`. Defaults to `None`.
+        group: one of `GROUPS`, the `--help` section of its flag. Defaults to
+            `"training"`.
+    """
+    if group not in GROUPS:
+        raise ValueError(f"Expected group to be one of {GROUPS}. Received: group={group!r}")
+    metadata = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum, "group": group}
     if isinstance(default, (list, tuple)):
         return dataclasses.field(default_factory=lambda: tuple(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -44,78 +60,81 @@ class TrainingConfig:
     data: str = field(
         "sms",
         "A CSV or .csv.gz file, or the name of a bundled or online dataset.",
+        group="data",
     )
-    text_column: str = field("text", "Column of the CSV that holds the text.")
-    label_column: str = field("label", "Column of the CSV that holds the class label.")
+    text_column: str = field("text", "Column of the CSV that holds the text.", group="data")
+    label_column: str = field("label", "Column of the CSV that holds the class label.", group="data")
     max_examples: int = field(
-        0, "Use at most this many examples (stratified sample); 0 uses all.", minimum=0
-    )
+        0, "Use at most this many examples (stratified sample); 0 uses all.", minimum=0, group="data")
     validation_fraction: float = field(
-        0.1, "Fraction of the data held out for validation.", minimum=0.01, maximum=0.5
-    )
+        0.1, "Fraction of the data held out for validation.", minimum=0.01, maximum=0.5, group="data")
     test_fraction: float = field(
-        0.2, "Fraction of the data held out for the final test.", minimum=0.01, maximum=0.5
-    )
-    epochs: int = field(10, "Maximum number of passes over the training split.", minimum=1)
+        0.2, "Fraction of the data held out for the final test.", minimum=0.01, maximum=0.5, group="data")
+    epochs: int = field(10, "Maximum number of passes over the training split.", minimum=1, group="training")
     batch_size: int = field(
-        64, "Global batch size: the same under every strategy.", minimum=1
-    )
+        64, "Global batch size: the same under every strategy.", minimum=1, group="training")
     accumulate_steps: int = field(
         1,
         "Average the gradients of this many micro-batches of --batch-size per optimizer "
         "update (effective batch: N x --batch-size).",
         minimum=1,
+        group="training",
     )
-    optimizer: str = field("adam", "Optimizer.", choices=OPTIMIZERS)
-    learning_rate: float = field(1e-3, "Initial learning rate.", minimum=1e-12)
+    optimizer: str = field("adam", "Optimizer.", choices=OPTIMIZERS, group="training")
+    learning_rate: float = field(1e-3, "Initial learning rate.", minimum=1e-12, group="training")
     momentum: float = field(
-        0.9, "Momentum of the momentum and nesterov optimizers.", minimum=0.0, maximum=0.999999
-    )
-    schedule: str = field("constant", "Learning-rate schedule.", choices=SCHEDULES)
+        0.9, "Momentum of the momentum and nesterov optimizers.", minimum=0.0, maximum=0.999999, group="training")
+    schedule: str = field("constant", "Learning-rate schedule.", choices=SCHEDULES, group="training")
     decay_steps: int = field(
-        1000, "Steps over which the schedule decays once (cosine: to zero).", minimum=1
-    )
+        1000, "Steps over which the schedule decays once (cosine: to zero).", minimum=1, group="training")
     decay_rate: float = field(
-        0.5, "Factor of exponential, inverse-time and step decay.", minimum=0.0, maximum=1.0
-    )
+        0.5, "Factor of exponential, inverse-time and step decay.", minimum=0.0, maximum=1.0, group="training")
     clipnorm: float = field(
-        0.0, "Clip each gradient to this L2 norm; 0 disables clipping.", minimum=0.0
-    )
+        0.0, "Clip each gradient to this L2 norm; 0 disables clipping.", minimum=0.0, group="training")
     early_stopping_patience: int = field(
-        3, "Epochs without validation-loss improvement before stopping; 0 disables.", minimum=0
-    )
+        3, "Epochs without validation-loss improvement before stopping; 0 disables.", minimum=0, group="training")
     precision: str = field(
         "auto",
         "Float policy; auto picks the fastest one this machine runs well.",
         choices=PRECISIONS,
+        group="precision and speed",
     )
-    strategy: str = field("default", "tf.distribute strategy.", choices=STRATEGIES)
+    strategy: str = field("default", "tf.distribute strategy.", choices=STRATEGIES, group="distribution")
     cpu_devices: int = field(
         0,
         "Split the CPU into this many logical devices (mirrored on a CPU-only machine).",
         minimum=0,
+        group="distribution",
     )
     local_cluster: str = field(
         "",
         "Run --strategy parameter_server on an in-process cluster of real gRPC servers, "
         "like workers=2,ps=1; empty reads the cluster from TF_CONFIG.",
+        group="distribution",
     )
     evaluator_timeout: float = field(
         3600.0,
         "In a TF_CONFIG job's evaluator task: seconds to wait for the chief's next epoch checkpoint.",
         minimum=1.0,
+        group="distribution",
     )
     steps_per_execution: int = field(
-        8, "Training steps run per call into TensorFlow's graph.", minimum=1
-    )
+        8, "Training steps run per call into TensorFlow's graph.", minimum=1, group="precision and speed")
     jit_compile: bool = field(
-        True, "Compile the training step with XLA (per epoch on 2 CPU cores: 1.17x for the TextCNN on TREC "
-        "before length buckets, about even with them; no gain on the Amazon set)."
+        True,
+        "Compile the training step with XLA where the strategy allows it (validation and "
+        "prediction run without XLA).",
+        group="precision and speed",
     )
-    tensorboard: bool = field(False, "Also write TensorBoard logs to OUTPUT_DIR/tensorboard.")
-    seed: int = field(0, "Seeds Python, NumPy and TensorFlow, and the data split.", minimum=0)
-    output_dir: str = field("runs/run", "Folder of this run; rerunning with it resumes.")
-    verbose: int = field(1, "0: silent, 1: progress bar, 2: one line per epoch.", choices=(0, 1, 2))
+    tensorboard: bool = field(False, "Also write TensorBoard logs to OUTPUT_DIR/tensorboard.", group="output")
+    seed: int = field(0, "Seeds Python, NumPy and TensorFlow, and the data split.", minimum=0, group="training")
+    output_dir: str = field(
+        "",
+        "Folder of this run; rerunning with the same folder resumes it. Not given: "
+        "runs/RECIPE-DATA, plus a digest of the settings that differ from the defaults.",
+        group="output",
+    )
+    verbose: int = field(1, "0: silent, 1: progress bar, 2: one line per epoch.", choices=(0, 1, 2), group="output")
 
     def validate(self):
         """Checks every value against its field's limits.
@@ -167,31 +186,32 @@ class TextCNNConfig(TrainingConfig):
         "sms",
         "A CSV or .csv.gz file with text and label columns, or a dataset name: "
         "sms (bundled), imdb, 20newsgroups (online).",
+        group="data",
     )
-    max_tokens: int = field(20000, "Vocabulary size, most frequent words first.", minimum=2)
+    max_tokens: int = field(20000, "Vocabulary size, most frequent words first.", minimum=2, group="data")
     sequence_length: int = field(
-        0, "Tokens kept per text; 0 picks the 95th percentile of the training texts.", minimum=0
-    )
-    lowercase: bool = field(True, "Lowercase the text before tokenizing.")
+        0, "Tokens kept per text; 0 picks the 95th percentile of the training texts.", minimum=0, group="data")
+    lowercase: bool = field(True, "Lowercase the text before tokenizing.", group="data")
     length_buckets: bool = field(
         True,
         "Batch training texts of similar length and cut each batch's padding to one of a few "
-        "lengths (1.6x the examples/s on the Amazon set); off pads every text to sequence_length.",
+        "lengths; off pads every text to sequence_length.",
+        group="precision and speed",
     )
-    embedding_dim: int = field(128, "Size of the word embeddings.", minimum=1)
-    filters: int = field(128, "Convolution filters per kernel size.", minimum=1)
-    kernel_sizes: tuple = field((3, 4, 5), "Comma-separated convolution widths.")
-    dropout: float = field(0.5, "Dropout rate before the classifier.", minimum=0.0, maximum=0.95)
-    l2: float = field(0.0, "L2 penalty on the classifier weights.", minimum=0.0)
+    embedding_dim: int = field(128, "Size of the word embeddings.", minimum=1, group="model")
+    filters: int = field(128, "Convolution filters per kernel size.", minimum=1, group="model")
+    kernel_sizes: tuple = field((3, 4, 5), "Comma-separated convolution widths.", group="model")
+    dropout: float = field(0.5, "Dropout rate before the classifier.", minimum=0.0, maximum=0.95, group="model")
+    l2: float = field(0.0, "L2 penalty on the classifier weights.", minimum=0.0, group="model")
     ngram_features: int = field(
         20000,
         "Size of the word n-gram vocabulary of the linear bag-of-n-grams branch; 0 "
         "turns the branch off (plain TextCNN).",
         minimum=0,
+        group="model",
     )
-    ngram_max: int = field(2, "Longest word n-gram of that branch.", minimum=1, maximum=5)
-    ngram_embedding_dim: int = field(32, "Size of that branch's n-gram embeddings.", minimum=1)
-    output_dir: str = field("runs/textcnn", "Folder of this run; rerunning with it resumes.")
+    ngram_max: int = field(2, "Longest word n-gram of that branch.", minimum=1, maximum=5, group="model")
+    ngram_embedding_dim: int = field(32, "Size of that branch's n-gram embeddings.", minimum=1, group="model")
 
 
 @dataclasses.dataclass
@@ -203,22 +223,22 @@ class MLPConfig(TrainingConfig):
         "A CSV or .csv.gz file of numeric feature columns and a label column (or a text "
         "column), or a dataset name: digits (bundled), sms (bundled text), mnist, "
         "20newsgroups (online).",
+        group="data",
     )
-    hidden_units: tuple = field((256, 128), "Comma-separated sizes of the hidden layers.")
-    activation: str = field("relu", "Activation of the hidden layers.", choices=ACTIVATIONS)
+    hidden_units: tuple = field((256, 128), "Comma-separated sizes of the hidden layers.", group="model")
+    activation: str = field("relu", "Activation of the hidden layers.", choices=ACTIVATIONS, group="model")
     initializer: str = field(
-        "he_normal", "Initializer of the hidden layers' weights.", choices=INITIALIZERS
+        "he_normal", "Initializer of the hidden layers' weights.", choices=INITIALIZERS, group="model"
     )
-    batch_normalization: bool = field(False, "Batch normalization after each hidden layer.")
-    dropout: float = field(0.2, "Dropout rate after each hidden layer.", minimum=0.0, maximum=0.95)
-    l1: float = field(0.0, "L1 penalty on the hidden layers' weights.", minimum=0.0)
-    l2: float = field(0.0, "L2 penalty on the hidden layers' weights.", minimum=0.0)
+    batch_normalization: bool = field(False, "Batch normalization after each hidden layer.", group="model")
+    dropout: float = field(0.2, "Dropout rate after each hidden layer.", minimum=0.0, maximum=0.95, group="model")
+    l1: float = field(0.0, "L1 penalty on the hidden layers' weights.", minimum=0.0, group="model")
+    l2: float = field(0.0, "L2 penalty on the hidden layers' weights.", minimum=0.0, group="model")
     text_features: str = field(
-        "tfidf", "Features of a text dataset: tfidf, counts or binary.", choices=TEXT_FEATURES
+        "tfidf", "Features of a text dataset: tfidf, counts or binary.", choices=TEXT_FEATURES, group="data"
     )
-    max_features: int = field(5000, "Vocabulary size of text features.", minimum=2)
-    ngram_max: int = field(1, "Longest word n-gram of text features.", minimum=1, maximum=5)
-    output_dir: str = field("runs/mlp", "Folder of this run; rerunning with it resumes.")
+    max_features: int = field(5000, "Vocabulary size of text features.", minimum=2, group="data")
+    ngram_max: int = field(1, "Longest word n-gram of text features.", minimum=1, maximum=5, group="data")
 
 
 def check_value(item, value):

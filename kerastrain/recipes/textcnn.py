@@ -51,6 +51,8 @@ def main(config):
     # Under multi_worker_mirrored every worker trains; only the chief writes the run
     # folder, the others a temporary one that is removed at the end.
     writes_outputs = cluster.writes_outputs(config.strategy, config.local_cluster)
+    if not config.output_dir:
+        config = dataclasses.replace(config, output_dir="runs/textcnn")
     if not writes_outputs:
         config = dataclasses.replace(config, output_dir=tempfile.mkdtemp(prefix="kerastrain-worker-"), verbose=2)
     run = run_folder.RunFolder(config.output_dir)
