@@ -38,6 +38,8 @@ def main(config):
     from kerastrain.distribute import cluster
     from kerastrain.data import splits
 
+    # A bad --local-cluster or TF_CONFIG is one line before TensorFlow starts.
+    cluster.check_cluster_settings(config)
     # In a parameter-server job, worker and ps tasks run this same command: they
     # serve until stopped, and only the chief goes on to train.
     if cluster.serve_if_server_task(config.strategy, config.local_cluster):
@@ -75,7 +77,9 @@ def main(config):
     from kerastrain import accumulation, baseline, optimizers, precision, report, tf_data, training
     from kerastrain.distribute import strategies
 
-    strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
+    strategy = strategies.build_strategy(
+        config.strategy, config.cpu_devices, config.local_cluster, config.cluster_timeout
+    )
     policy = precision.apply_precision(config.precision, config.strategy)
     jit_compile = config.jit_compile and strategies.supports_jit_compile(strategy)
     training.seed_everything(config.seed)
