@@ -26,7 +26,7 @@ TEXT_FEATURES = ("tfidf", "counts", "binary")
 
 # Fields that say where or how loudly to run, not what to train: two runs that
 # differ only in these are the same run, so they may resume each other.
-NOT_COMPARED_FIELDS = ("output_dir", "verbose", "evaluator_timeout")
+NOT_COMPARED_FIELDS = ("output_dir", "verbose", "evaluator_timeout", "cluster_timeout")
 
 
 # The concerns that `--help` groups the flags by, in the order it lists them.
@@ -135,6 +135,14 @@ class TrainingConfig:
         group="output",
     )
     verbose: int = field(1, "0: silent, 1: progress bar, 2: one line per epoch.", choices=(0, 1, 2), group="output")
+    cluster_timeout: float = field(
+        600.0,
+        "In a TF_CONFIG parameter-server job's chief: seconds to wait for the workers and parameter "
+        "servers to accept connections, at the start and whenever a parameter server becomes "
+        "unreachable, before exiting with status 138 so the job is retried.",
+        minimum=1.0,
+        group="distribution",
+    )
 
     def validate(self):
         """Checks every value against its field's limits.

@@ -8,7 +8,7 @@ import joblib
 
 from kerastrain import callbacks as callbacks_lib
 from kerastrain import accumulation, evaluation, run_folder
-from kerastrain.distribute import cluster, worker_steps
+from kerastrain.distribute import cluster, faults, worker_steps
 from kerastrain.backend import keras, tf
 
 
@@ -96,7 +96,7 @@ def fit(model, run, inputs, config):
         examples_per_epoch=inputs.examples_per_epoch,
         early_stopping_patience=config.early_stopping_patience,
         tensorboard=config.tensorboard,
-        epoch_checkpoints=cluster.job_has_evaluator(config.strategy, config.local_cluster),
+        epoch_checkpoints=cluster.keeps_epoch_checkpoints(config.strategy, config.local_cluster),
         worker_throughput=worker_throughput,
     )
     verbose = config.verbose
@@ -105,14 +105,16 @@ def fit(model, run, inputs, config):
     if model.jit_compile:
         compile_only_training_step(model)
     start = time.perf_counter()
-    model.fit(
-        inputs.train,
-        validation_data=inputs.validation,
-        epochs=config.epochs,
-        callbacks=callbacks,
-        verbose=verbose,
-        **inputs.fit_arguments,
-    )
+    # A parameter server lost during training ends the run with exit status 138 (retryable).
+    with faults.watch_parameter_servers(model.distribute_strategy, config.cluster_timeout):
+        model.fit(
+            inputs.train,
+            validation_data=inputs.validation,
+            epochs=config.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            **inputs.fit_arguments,
+        )
     train_seconds = time.perf_counter() - start
     epoch_seconds = callbacks[0].epoch_seconds
     examples = inputs.examples_per_epoch * len(epoch_seconds)
