@@ -5,14 +5,17 @@ import json
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
 from conftest import REPO, environment_without_tf_config
 from kerastrain.distribute import cluster
-from kerastrain.errors import UsageError
+from kerastrain.errors import ClusterUnavailableError, UsageError
 
 PS_CLUSTER = {
     "chief": ["10.0.0.1:2222"],
@@ -339,3 +342,59 @@ def test_kubernetes_pods_share_one_cluster_and_the_evaluator_reads_the_chiefs_ru
     assert claim is not None and claim_mounted_at(tasks["evaluator", 0], output_dir) == claim
     assert "ReadWriteMany" in objects["PersistentVolumeClaim"][claim]["spec"]["accessModes"]
     assert "ports" not in tasks["evaluator", 0]["spec"]["containers"][0]  # it serves nothing
+
+
+# The chief's wait for its workers and parameter servers, and the gRPC keepalive.
+
+
+def listening_socket():
+    server = socket.socket()
+    server.bind(("localhost", 0))
+    server.listen(16)
+    return server, f"localhost:{server.getsockname()[1]}"
+
+
+def test_the_chief_names_the_tasks_it_waits_for_and_gives_up_with_a_retryable_error(capsys):
+    server, up = listening_socket()
+    with server:
+        down = f"localhost:{cluster.free_port()}"
+        task = cluster.TaskConfig({"chief": ["localhost:1"], "worker": [up, down], "ps": [down]}, "chief", 0)
+        with pytest.raises(ClusterUnavailableError) as error:
+            cluster.wait_for_training_cluster(task, timeout_seconds=0.6, report_seconds=0.2, poll_seconds=0.05)
+    message = str(error.value)
+    assert f"worker 1 ({down}), ps 0 ({down}) accepted no connection within --cluster-timeout 0.6 s" in message
+    assert "worker 0" not in message and "\n" not in message
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) >= 2
+    assert all(f"kerastrain: chief: waiting for worker 1 ({down}), ps 0 ({down}) to accept connections" in line for line in lines)
+
+
+def test_the_chief_goes_on_once_every_task_listens(capsys):
+    port = cluster.free_port()
+    task = cluster.TaskConfig({"chief": ["localhost:1"], "worker": [f"localhost:{port}"], "ps": [f"localhost:{port}"]}, "chief", 0)
+    server = socket.socket()
+
+    def listen_later():
+        time.sleep(0.3)
+        server.bind(("localhost", port))
+        server.listen(16)
+
+    thread = threading.Thread(target=listen_later)
+    thread.start()
+    try:
+        cluster.wait_for_training_cluster(task, timeout_seconds=30, poll_seconds=0.05)
+    finally:
+        thread.join()
+        server.close()
+    assert "waiting for worker 0" in capsys.readouterr().out
+
+
+def test_grpc_keepalive_is_added_to_the_users_options(monkeypatch):
+    monkeypatch.setenv("TF_GRPC_DEFAULT_OPTIONS", "grpc.max_reconnect_backoff_ms=1000,grpc.keepalive_time_ms=5000")
+    cluster.use_grpc_keepalive(20)
+    assert os.environ["TF_GRPC_DEFAULT_OPTIONS"] == (
+        "grpc.max_reconnect_backoff_ms=1000,grpc.keepalive_time_ms=5000,grpc.keepalive_timeout_ms=20000"
+    )
+    monkeypatch.delenv("TF_GRPC_DEFAULT_OPTIONS")
+    cluster.use_grpc_keepalive(600)
+    assert os.environ["TF_GRPC_DEFAULT_OPTIONS"] == "grpc.keepalive_time_ms=10000,grpc.keepalive_timeout_ms=600000"

@@ -28,6 +28,8 @@ TASK_TYPES = ("chief", "worker", "ps", "evaluator")
 CLUSTER_STRATEGIES = ("multi_worker_mirrored", "parameter_server")
 # The last epoch checkpoints the chief of a TF_CONFIG job keeps for an evaluator.
 EPOCH_CHECKPOINTS_KEPT = 5
+# The gRPC channel options that TensorFlow reads from the environment.
+GRPC_OPTIONS = "TF_GRPC_DEFAULT_OPTIONS"
 CLUSTER_SHAPE = '{"cluster": {"worker": ["host:port", ...], ...}, "task": {"type": ..., "index": ...}}'
 
 
@@ -402,6 +404,28 @@ def wait_for_training_cluster(task, timeout_seconds, report_seconds=10.0, poll_s
         time.sleep(poll_seconds)
 
 
+def use_grpc_keepalive(timeout_seconds):
+    """Makes TensorFlow's gRPC calls of this process fail once a peer is unreachable for `timeout_seconds`.
+
+    Without it, a call to a task whose host is cut off the network (no
+    connection reset) waits as long as the link is down. With it, each
+    connection is pinged after 10 s without traffic and closed, failing its
+    calls with `tf.errors.UnavailableError`, when a ping gets no answer
+    within `timeout_seconds`. TensorFlow reads the options when it opens its
+    first connection, so call this before building the strategy or server.
+    Options the user set in `TF_GRPC_DEFAULT_OPTIONS` are kept.
+
+    Args:
+        timeout_seconds: how long a ping may go unanswered (`--cluster-timeout`).
+    """
+    options = [option for option in os.environ.get(GRPC_OPTIONS, "").split(",") if option.strip()]
+    names = {option.partition("=")[0].strip() for option in options}
+    for name, value in (("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", int(timeout_seconds * 1000))):
+        if name not in names:
+            options.append(f"{name}={value}")
+    os.environ[GRPC_OPTIONS] = ",".join(options)
+
+
 def parse_local_cluster(text):
     """Parses `--local-cluster` text such as `"workers=2,ps=1"`.
 
@@ -478,7 +502,7 @@ def start_local_cluster(workers, ps):
     return tf.distribute.cluster_resolver.SimpleClusterResolver(cluster_spec, rpc_layer="grpc")
 
 
-def serve_if_server_task(strategy, local_cluster=""):
+def serve_if_server_task(strategy, local_cluster="", cluster_timeout=600.0):
     """In a parameter-server TF_CONFIG job, makes worker and ps tasks serve.
 
     Every task of a job runs the same command. For a worker or a parameter
@@ -490,6 +514,9 @@ def serve_if_server_task(strategy, local_cluster=""):
         strategy: the `--strategy` name.
         local_cluster: the `--local-cluster` text; a local cluster has no
             server tasks of its own. Defaults to `""`.
+        cluster_timeout: how long a peer may be unreachable before this
+            task's calls to it fail (see `use_grpc_keepalive`). Defaults to
+            `600.0`, as `--cluster-timeout`.
 
     Returns:
         `False` if this process is not a server task (it never returns otherwise).
@@ -505,6 +532,7 @@ def serve_if_server_task(strategy, local_cluster=""):
     from kerastrain.backend import tf
 
     os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")
+    use_grpc_keepalive(cluster_timeout)
     server_config = tf.compat.v1.ConfigProto()
     if task.task_type == "worker":
         # As for the local cluster: enough inter-op threads not to deadlock.

@@ -3,7 +3,7 @@
 Under `ParameterServerStrategy` the chief's coordinator runs the work of a
 worker that fails again on another worker, and takes the worker back once it
 answers again. A parameter server holds the variables, and TensorFlow does not
-recover from losing one. Two things can then happen on the chief:
+recover from losing one. On the chief, one of two things then happens:
 
 - TensorFlow raises. When the parameter server's process ends, its
   connections are reset and the coordinator raises `PSUnavailableError` (a
@@ -11,14 +11,18 @@ recover from losing one. Two things can then happen on the chief:
   (as a checkpoint callback does) raises `tf.errors.UnavailableError`.
 - Nothing happens. When the parameter server's host is cut off the network,
   no connection is reset, and the chief's calls wait as long as the link is
-  down, without a word.
+  down, without a word. Some of those calls (registering a new function with
+  every task, as each checkpoint save under this strategy does) hold Python's
+  global lock while they wait, so no other thread of the chief runs either.
 
-`watch_parameter_servers` handles both: it turns such an error into a
-`ClusterUnavailableError`, and while training runs it tries every parameter
-server's address every few seconds; one that has accepted no connection for
-`--cluster-timeout` seconds ends the process with status 138 (the waiting
-call cannot be interrupted). The rerun of the same command resumes from the
-last epoch backup.
+Three pieces handle it. The gRPC keepalive that `cluster.use_grpc_keepalive`
+sets fails a call whose connection answers no ping for `--cluster-timeout`
+seconds. `watch_parameter_servers`, around `fit`, turns such errors into a
+`ClusterUnavailableError` (exit status 138), and runs a thread that tries
+every parameter server's address every few seconds: one that has accepted no
+connection for `--cluster-timeout` seconds while no call would notice (none
+is in flight to it) ends the process with status 138 at once. The rerun of
+the same command resumes from the last epoch backup.
 """
 
 import contextlib
@@ -137,6 +141,19 @@ class ParameterServerWatch:
                 next_report = now + self.report_seconds
 
 
+def parameter_server_tasks(strategy):
+    """The `(task_type, index, address)` of the parameter servers of `strategy`, or `None` for other strategies."""
+    from kerastrain.backend import tf
+
+    if not isinstance(strategy, tf.distribute.ParameterServerStrategy):
+        return None
+    # ParameterServerStrategy keeps its cluster resolver private (its public
+    # `cluster_resolver` is None).
+    resolver = getattr(strategy, "_cluster_resolver", None)
+    addresses = resolver.cluster_spec().as_dict().get("ps", []) if resolver is not None else []
+    return [("ps", index, address) for index, address in enumerate(addresses)]
+
+
 @contextlib.contextmanager
 def watch_parameter_servers(strategy, timeout_seconds, on_lost=exit_retryably, poll_seconds=2.0):
     """Makes the loss of a parameter server during the block end the chief with exit status 138.
@@ -164,18 +181,11 @@ def watch_parameter_servers(strategy, timeout_seconds, on_lost=exit_retryably, p
         model.fit(...)
     ```
     """
-    from kerastrain.backend import tf
-
-    if not isinstance(strategy, tf.distribute.ParameterServerStrategy):
+    tasks = parameter_server_tasks(strategy)
+    if tasks is None:
         yield
         return
-    addresses = strategy.cluster_resolver.cluster_spec().as_dict().get("ps", [])
-    watch = ParameterServerWatch(
-        [("ps", index, address) for index, address in enumerate(addresses)],
-        timeout_seconds,
-        on_lost=on_lost,
-        poll_seconds=poll_seconds,
-    ).start()
+    watch = ParameterServerWatch(tasks, timeout_seconds, on_lost=on_lost, poll_seconds=poll_seconds).start()
     try:
         yield
     except Exception as error:

@@ -61,6 +61,7 @@ def build_parameter_server_strategy(local_cluster="", cluster_timeout=600.0):
     else:
         task = cluster.require_cluster_task("parameter_server")
         cluster.wait_for_training_cluster(task, cluster_timeout)
+        cluster.use_grpc_keepalive(cluster_timeout)
         resolver = cluster.training_cluster_resolver(task)
         ps = len(task.cluster["ps"])
     # tf-keras reads the options of the traced per-worker dataset under parameter

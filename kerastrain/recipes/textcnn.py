@@ -42,7 +42,7 @@ def main(config):
     cluster.check_cluster_settings(config)
     # In a parameter-server job, worker and ps tasks run this same command: they
     # serve until stopped, and only the chief goes on to train.
-    if cluster.serve_if_server_task(config.strategy, config.local_cluster):
+    if cluster.serve_if_server_task(config.strategy, config.local_cluster, config.cluster_timeout):
         return None
     # A job's evaluator task trains nothing: it evaluates the chief's checkpoints.
     if cluster.is_evaluator_task(config.strategy, config.local_cluster):
