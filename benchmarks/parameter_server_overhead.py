@@ -101,6 +101,7 @@ def main():
     arguments = parser.parse_args()
 
     from kerastrain import optimizers, tf_data, training
+    from kerastrain.distribute.inputs import make_training_inputs
     from kerastrain.distribute import cluster, worker_steps
     from kerastrain.backend import tf
     from kerastrain.callbacks import EpochThroughput
@@ -119,7 +120,7 @@ def main():
     else:
         strategy = tf.distribute.get_strategy()
     train = (features.transform(split.train.inputs), train_labels)
-    inputs = tf_data.make_training_inputs(strategy, train, train, config.batch_size, config.seed)
+    inputs = make_training_inputs(strategy, train, train, config.batch_size, config.seed)
     with strategy.scope():
         model = textcnn.build_model(config, features, len(class_names))
         training.compile_classifier(model, optimizers.optimizer_from_config(config), arguments.steps_per_execution)

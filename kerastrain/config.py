@@ -1,8 +1,8 @@
 """Recipe configurations: documented dataclasses, TOML presets and their checks.
 
 A config is resolved in three layers, each overriding the one before: the
-dataclass defaults, a preset file from `recipes/` (`--config recipes/NAME.toml`),
-then command-line flags. Only the entry points parse flags; what flows into the
+dataclass defaults, a preset (`--config sms_textcnn`, a bundled preset's name,
+or `--config my_preset.toml`), then command-line flags. Only the entry points parse flags; what flows into the
 library is the resolved dataclass.
 
 This module imports neither TensorFlow nor pandas, so `--help` stays instant.
@@ -11,6 +11,7 @@ This module imports neither TensorFlow nor pandas, so `--help` stays instant.
 import dataclasses
 import importlib.util
 import json
+import pathlib
 import tomllib
 import typing
 
@@ -172,6 +173,15 @@ class TrainingConfig:
     def to_dict(self):
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, values):
+        """The config of a dict such as `config.json` holds: lists become tuples, unknown keys are left out.
+
+        Settings that a run folder's config predates take their defaults.
+        """
+        known = {item.name for item in dataclasses.fields(cls)}
+        return cls(**{name: tuple(value) if isinstance(value, list) else value for name, value in values.items() if name in known})
+
     def compared_items(self):
         """The settings that decide whether two runs are the same run."""
         values = json.loads(json.dumps(self.to_dict()))
@@ -286,6 +296,63 @@ def field_type(item):
     return typing.get_origin(annotation) or annotation
 
 
+def preset_folder():
+    """The folder of the bundled presets: the installed `kerastrain.presets`, or `recipes/` in a source tree."""
+    spec = importlib.util.find_spec("kerastrain.presets")
+    if spec is not None and spec.submodule_search_locations:
+        return pathlib.Path(list(spec.submodule_search_locations)[0])
+    return pathlib.Path(__file__).resolve().parents[1] / "recipes"
+
+
+def preset_names():
+    """The names of the bundled presets (`sms_textcnn`, ...), sorted."""
+    return sorted(path.stem for path in preset_folder().glob("*.toml"))
+
+
+def describe_presets():
+    """The bundled presets as `(name, recipe, summary)`: the summary is the file's first comment line."""
+    rows = []
+    for name in preset_names():
+        path = preset_folder() / f"{name}.toml"
+        text = path.read_text(encoding="utf-8")
+        summary = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), "")
+        recipe = tomllib.loads(text).get("recipe", "")
+        rows.append((name, recipe, summary))
+    return rows
+
+
+def find_preset(name_or_path):
+    """The path of a preset given as a file path or as the name of a bundled one.
+
+    Args:
+        name_or_path: a `.toml` file's path, or a bundled preset's name such
+            as `"sms_textcnn"` (see `kerastrain presets`).
+
+    Returns:
+        A `pathlib.Path`.
+
+    Raises:
+        UsageError: if it is neither an existing file nor a bundled preset's
+            name, or names a folder.
+    """
+    path = pathlib.Path(name_or_path)
+    if path.is_dir():
+        raise UsageError(f"--config {name_or_path} is a folder. Pass a preset file (.toml) or a bundled preset's name.")
+    if path.is_file():
+        return path
+    bundled = preset_folder() / f"{path.name.removesuffix('.toml')}.toml"
+    if not str(name_or_path).strip():
+        raise UsageError("--config is empty. Pass a preset file (.toml) or a bundled preset's name.")
+    if len(path.parts) == 1 and bundled.is_file():
+        return bundled
+    if len(path.parts) > 1 and path.parent.name == "recipes" and bundled.is_file():
+        return bundled  # recipes/NAME.toml of the source tree, run from another folder
+    raise UsageError(
+        f"--config {name_or_path}: no such file or bundled preset. Bundled presets: "
+        f"{', '.join(preset_names())} (kerastrain presets describes them)."
+    )
+
+
 def read_preset(path, config_class):
     """Reads a TOML preset into its field values and its search space.
 
@@ -295,7 +362,7 @@ def read_preset(path, config_class):
     (checked by `kerastrain.search.search_space`, not here).
 
     Args:
-        path: path of the `.toml` file.
+        path: a `.toml` file, or a bundled preset's name (see `find_preset`).
         config_class: the recipe's config dataclass, to check keys against.
 
     Returns:
@@ -303,16 +370,19 @@ def read_preset(path, config_class):
         `[tune]` table as a dict, or `None` when the preset has none.
 
     Raises:
-        UsageError: if the file is missing, is not valid TOML, or has a key that
-            is not a field of `config_class`.
+        UsageError: if the file is missing or unreadable, is not UTF-8 or
+            valid TOML, or has a key that is not a field of `config_class`.
     """
+    file_path = find_preset(path)
     try:
-        with open(path, "rb") as file:
+        with open(file_path, "rb") as file:
             values = tomllib.load(file)
-    except FileNotFoundError:
-        raise UsageError(
-            f"--config {path}: no such file. Pass a preset such as recipes/sms_textcnn.toml."
-        ) from None
+    except PermissionError:
+        raise UsageError(f"--config {path} cannot be read (permission denied). Make it readable.") from None
+    except OSError as error:
+        raise UsageError(f"--config {path} cannot be read ({error.strerror}). Pass a readable preset file.") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--config {path} is not UTF-8 text. Save the preset as UTF-8.") from None
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"--config {path} is not valid TOML ({error}). Fix the file.") from None
     recipe = values.pop("recipe", None)
@@ -320,13 +390,13 @@ def read_preset(path, config_class):
     if recipe is not None and recipe != expected_recipe:
         raise UsageError(
             f"--config {path} is a preset for the {recipe} recipe, not {expected_recipe}. "
-            f"Run it with python -m kerastrain.recipes.{recipe}."
+            f"Run it with kerastrain train {recipe}."
         )
     tune = values.pop("tune", None)
     if tune is not None and not isinstance(tune, dict):
         raise UsageError(
             f"--config {path}: tune must be a [tune] table of the search space, placed after "
-            "the other keys. See recipes/sms_textcnn_tune.toml."
+            "the other keys. See the bundled preset sms_textcnn_tune."
         )
     names = {item.name for item in dataclasses.fields(config_class)}
     unknown = sorted(set(values) - names)
@@ -336,6 +406,11 @@ def read_preset(path, config_class):
             "with underscores; see --help."
         )
     values = {name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}
+    if "output_dir" in values and isinstance(values["output_dir"], str) and not values["output_dir"].strip():
+        raise UsageError(
+            f"--config {path} sets output_dir to an empty path. Remove the key to let kerastrain name the "
+            "run folder, or give a folder."
+        )
     return values, tune
 
 
@@ -372,7 +447,7 @@ def resolve(config_class, preset_path=None, overrides=None):
     Example:
 
     ```python
-    config = resolve(TextCNNConfig, "recipes/sms_textcnn.toml", {"epochs": 2})
+    config = resolve(TextCNNConfig, "sms_textcnn", {"epochs": 2})
     ```
     """
     values = load_preset(preset_path, config_class) if preset_path else {}

@@ -16,9 +16,10 @@ from kerastrain import run_folder
 ATTRIBUTION_SCRIPT = """
 import json, time
 import numpy as np
-from tensorflow.python.distribute.coordinator import cluster_coordinator
 from kerastrain import callbacks, run_folder, tf_data, training
-from kerastrain.distribute import cluster
+from kerastrain.distribute.inputs import make_training_inputs
+from kerastrain.distribute import cluster, worker_steps
+from tensorflow.python.distribute.coordinator import cluster_coordinator
 from kerastrain.backend import keras, tf
 from kerastrain.models import build_mlp
 
@@ -26,7 +27,7 @@ STEPS_PER_EXECUTION, SLOW_WORKER = 2, [1, 0]
 strategy = tf.distribute.ParameterServerStrategy(cluster.start_local_cluster(2, 1))
 features = np.random.default_rng(0).random((190, 8), dtype=np.float32)
 data = (features, (features[:, 0] > 0.5).astype(np.int32))
-inputs = tf_data.make_training_inputs(strategy, data, data, batch_size=8)  # 24 steps of 8
+inputs = make_training_inputs(strategy, data, data, batch_size=8)  # 24 steps of 8
 with strategy.scope():
     model = build_mlp(8, 2, hidden_units=(4,))
     training.compile_classifier(model, "sgd", steps_per_execution=STEPS_PER_EXECUTION)
@@ -51,7 +52,8 @@ run = run_folder.RunFolder("RUN_DIR")
 model.fit(
     inputs.train, epochs=len(SLOW_WORKER), verbose=0, steps_per_epoch=inputs.steps_per_epoch,
     callbacks=[Epoch(), callbacks.EpochThroughput(inputs.examples_per_epoch),
-               training.worker_throughput_callback(model, run, inputs)],
+               worker_steps.throughput_callback(
+                   model, run.file(run_folder.WORKERS), inputs.examples_per_epoch, inputs.steps_per_epoch)],
 )
 print(json.dumps({"dispatched": dispatched, "steps_per_epoch": inputs.steps_per_epoch}))
 """

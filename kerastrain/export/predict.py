@@ -46,8 +46,6 @@ class Predictor:
         Raises:
             UsageError: if `path` holds no finished run.
         """
-        import joblib
-
         from kerastrain import models  # noqa: F401  registers the custom layers for loading
         from kerastrain.backend import keras
 
@@ -61,25 +59,18 @@ class Predictor:
                 "of a training run that has finished."
             )
         model = keras.models.load_model(run.file(run_folder.MODEL))
-        preprocessor = joblib.load(run.file(run_folder.PREPROCESSOR))
-        return cls(model, preprocessor, run.read_json(run_folder.CLASSES))
+        return cls(model, run.load_preprocessor(), run.read_json(run_folder.CLASSES))
 
     @property
     def takes_text(self):
-        return not hasattr(self.preprocessor, "mean_")
+        """Whether the model's raw inputs are texts (else rows of numeric features)."""
+        return self.preprocessor.takes_text
 
     def features(self, inputs):
-        """The model's inputs for raw inputs: a dict of arrays, or one float32 array."""
+        """The model's inputs for raw inputs (texts, or rows of feature values)."""
         if isinstance(inputs, str):
             inputs = [inputs]
-        if not self.takes_text:
-            from kerastrain.recipes import mlp
-
-            return mlp.model_inputs(self.preprocessor, inputs)
-        features = self.preprocessor.transform(inputs)
-        if not isinstance(features, dict):
-            features = np.asarray(features, dtype=np.float32)
-        return features
+        return self.preprocessor.model_inputs(inputs)
 
     def predict_proba(self, inputs):
         """Class probabilities, one row per input (texts, or rows of feature values)."""
@@ -92,22 +83,25 @@ class Predictor:
 
 
 def read_inputs(predictor, csv_path, text_column, label_column):
+    """The rows of `csv_path` and the raw inputs the predictor takes from them.
+
+    Returns:
+        A tuple `(frame, inputs)`: the CSV as a DataFrame, and its texts, or
+        its feature columns by the names the model was trained on.
+    """
     from kerastrain.data import tables
 
     frame = tables.read_csv(csv_path, "--csv")
     if predictor.takes_text:
         tables.require_column(frame, text_column, "--text-column", csv_path)
         return frame, frame[text_column].fillna("").astype(str).tolist()
-    expected = list(getattr(predictor.preprocessor, "feature_names_in_", []))
-    if expected:
-        missing = [name for name in expected if name not in frame.columns]
-        if missing:
-            raise UsageError(
-                f"{csv_path} lacks feature column {missing[0]!r} that the model was trained on. "
-                "Pass a CSV with the training columns."
-            )
-        return frame, frame[expected]
-    return frame, frame.drop(columns=[label_column], errors="ignore").to_numpy(dtype=np.float32)
+    missing = [name for name in predictor.preprocessor.feature_names if name not in frame.columns]
+    if missing:
+        raise UsageError(
+            f"{csv_path} lacks feature column {missing[0]!r} that the model was trained on. "
+            "Pass a CSV with the training columns."
+        )
+    return frame, frame[predictor.preprocessor.feature_names]
 
 
 def main(argv=None):

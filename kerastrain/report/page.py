@@ -237,7 +237,7 @@ def throughput_section(history, environment, workers, config, metrics):
     if "examples_per_second" not in history or not len(history):
         return ""
     rows = [
-        [int(row.epoch) + 1, format_number(getattr(row, "epoch_seconds", None), 2), format_number(row.examples_per_second, 0)]
+        [int(row.epoch), format_number(getattr(row, "epoch_seconds", None), 2), format_number(row.examples_per_second, 0)]
         for row in history.itertuples()
     ]
     table = html_table(["epoch", "seconds", "examples / s"], rows, numeric_columns={0, 1, 2})
@@ -279,7 +279,7 @@ def worker_table(workers, history):
         columns += [f"worker {worker} steps", f"worker {worker} examples / s"]
     rows = []
     for epoch in steps.index:
-        cells = [int(epoch) + 1]
+        cells = [int(epoch)]
         for worker in steps.columns:
             cells += [format_number(steps.at[epoch, worker], 0), format_number(rates.at[epoch, worker], 0)]
         rows.append(cells)
@@ -318,7 +318,7 @@ def worker_note(workers, config, metrics):
     )
     if steps_per_epoch:
         totals = workers.groupby("epoch")["steps"].sum(min_count=count)
-        short = [int(epoch) + 1 for epoch, total in totals.items() if not total == steps_per_epoch]
+        short = [int(epoch) for epoch, total in totals.items() if not total == steps_per_epoch]
         if short:
             note += (
                 f" In epoch(s) {', '.join(map(str, short))} the counts do not add up to the epoch's "

@@ -36,7 +36,7 @@ from kerastrain.errors import UsageError
 ALGORITHMS = ("bayesian", "random")
 SAMPLINGS = ("linear", "log", "reverse_log")
 DEFAULT_MAX_TRIALS = 10
-EXAMPLE_PRESETS = {"TextCNNConfig": "recipes/sms_textcnn_tune.toml", "MLPConfig": "recipes/digits_mlp_tune.toml"}
+EXAMPLE_PRESETS = {"TextCNNConfig": "sms_textcnn_tune", "MLPConfig": "digits_mlp_tune"}
 
 # Fields that say what data to use, how to measure, or where and how fast to run:
 # searching them would either change what the score means (data, split, seed)
