@@ -54,7 +54,7 @@ def mlp_comparisons(epochs, output_dir):
         "Dropout 0.2 (MLP)": studies.with_and_without(pair, "dropout", {"dropout": 0.2}),
     }
     folder = os.path.join(output_dir, "mlp")
-    return base, {title: studies.run_variants(mlp.main, base, named, folder) for title, named in variants.items()}
+    return base, {title: studies.run_variants("mlp", base, named, folder) for title, named in variants.items()}
 
 
 def textcnn_comparison(epochs, output_dir):
@@ -67,7 +67,7 @@ def textcnn_comparison(epochs, output_dir):
         },
     )  # fmt: skip
     named = studies.optimizer_variants(["sgd", "momentum", "rmsprop", "adam"])
-    results = studies.run_variants(textcnn.main, base, named, os.path.join(output_dir, "textcnn"))
+    results = studies.run_variants("textcnn", base, named, os.path.join(output_dir, "textcnn"))
     return base, {"Optimizers (TextCNN, SMS)": results}
 
 

@@ -67,7 +67,7 @@ def run_recipe(arguments):
             output_dir=os.path.join(folder, "run"),
         )
         config.validate()
-        metrics = textcnn.main(config)
+        metrics = textcnn.main(config).metrics
         history = RunFolder(config.output_dir).read_history()
     return {
         "accuracy": metrics["test"]["accuracy"],

@@ -46,6 +46,9 @@ class Recipe:
             returns a `kerastrain.length_buckets.LengthBuckets` for the
             training inputs, or `None`. Defaults to `None` (batches padded to
             one length).
+        takes_numeric_features: whether the recipe trains on numeric feature
+            columns when its data has no text column (a CSV or a DataFrame).
+            Defaults to `False` (texts only).
         reduced_precision_on_cpu: whether `--precision auto` may try a reduced
             precision on a CPU for this recipe's models. Defaults to `True`.
 
@@ -70,6 +73,7 @@ class Recipe:
     fit_preprocessor: typing.Callable
     build_model: typing.Callable
     length_buckets: typing.Optional[typing.Callable] = None
+    takes_numeric_features: bool = False
     reduced_precision_on_cpu: bool = True
 
     def training_length_buckets(self, config, train_inputs):

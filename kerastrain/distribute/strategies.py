@@ -38,6 +38,19 @@ def split_cpu(count):
             ) from None
 
 
+def drop_checkpoint_retracing_warning(record):
+    """A logging filter: `False` for TensorFlow's retracing warning about its own checkpoint saves.
+
+    In a job of several tasks TensorFlow's checkpoint saver builds and traces a
+    new save function on every save, on purpose (`MultiDeviceSaver.save` in
+    `tensorflow/python/checkpoint/functional_saver.py`, so that each save reads
+    the current options); from the fifth save on, its generic retracing check
+    then warns twice an epoch (the backup and the epoch checkpoint). Other
+    retracing warnings are kept.
+    """
+    return "MultiDeviceSaver.save.<locals>.tf_function_save" not in record.getMessage()
+
+
 def build_parameter_server_strategy(local_cluster=""):
     """A `ParameterServerStrategy` on a local cluster or on the TF_CONFIG cluster.
 
@@ -63,6 +76,7 @@ def build_parameter_server_strategy(local_cluster=""):
     # tf-keras reads the options of the traced per-worker dataset under parameter
     # servers, and TensorFlow warns about it on every run; nothing a user can act on.
     warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options", category=UserWarning)
+    tf.get_logger().addFilter(drop_checkpoint_retracing_warning)
     partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
         min_shard_bytes=MIN_SHARD_BYTES, max_shards=ps
     )

@@ -65,7 +65,14 @@ def load_test_split(run, recipe):
     """
     from kerastrain import pipeline
 
+    from kerastrain.api import IN_MEMORY_DATA
+
     config = recipe.config_class.from_dict(run.read_json(run_folder.CONFIG)["config"])
+    if config.data in IN_MEMORY_DATA:
+        raise UsageError(
+            f"{run.path} was trained on {IN_MEMORY_DATA[config.data]}, which kerastrain cannot load again to "
+            "score it. Train on a CSV file to compress the run."
+        )
     try:
         data = pipeline.load_data(recipe, config)
     except UsageError as error:

@@ -71,6 +71,7 @@ RECIPE = Recipe(
     load_examples=load_examples,
     fit_preprocessor=fit_preprocessor,
     build_model=build_model,
+    takes_numeric_features=True,
 )
 
 
