@@ -29,6 +29,8 @@ from kerastrain.search import studies
 from kerastrain.config import MLPConfig, TextCNNConfig, resolve
 from kerastrain.recipes import mlp, textcnn
 
+import provenance
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS = 1797
 
@@ -98,6 +100,7 @@ def main():
     parser.add_argument("--figure", default=os.path.join(REPO, "docs", "images", "optimizer_study.png"))
     parser.add_argument("--json", default=os.path.join(REPO, "benchmarks", "results", "optimizer_study.json"))
     arguments = parser.parse_args()
+    print(provenance.line(), flush=True)
 
     mlp_base, comparisons = mlp_comparisons(arguments.mlp_epochs, arguments.output_dir)
     textcnn_base, textcnn_results = textcnn_comparison(arguments.textcnn_epochs, arguments.output_dir)
@@ -113,6 +116,7 @@ def main():
                 "settings": {"mlp": settings_of(mlp_base), "textcnn": settings_of(textcnn_base)},
                 "learning_rates": studies.OPTIMIZER_LEARNING_RATES,
                 "comparisons": {title: describe(results) for title, results in comparisons.items()},
+                "provenance": provenance.describe(),
             },
             file,
             indent=2,

@@ -25,12 +25,15 @@ shape with the same optimizer. Under parameter servers that is the traffic
 between worker and parameter server and the parameter server's updates; the
 rate it reaches is a ceiling for the real step on this machine.
 
-Results on the 2-core CI machine are in the README's strategies section.
+Results and what they show: docs/benchmarks.md and docs/design.md (what bounds
+parameter servers on one machine).
 """
 
 import argparse
 import json
 import os
+
+import provenance
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TREC = os.path.join(REPO, "..", "shared", "data", "trec_questions.csv.gz")
@@ -141,6 +144,7 @@ def main():
     )
     rates = [round(inputs.examples_per_epoch * arguments.epoch_repeats / seconds) for seconds in throughput.epoch_seconds]
     counts = {"worker_steps": counter.read()} if counter is not None else {}
+    print(provenance.line())
     print(json.dumps({**vars(arguments), "examples_per_second_per_epoch": rates, **counts}))
 
 
