@@ -167,9 +167,9 @@ def train_command(recipe, argv, prog=None):
         The finished `Run`, or `None` (a job's non-chief task, or a resumed
         search whose folder holds an earlier best model).
     """
-    from kerastrain import pipeline
-
     command = parse_command(recipe.config_class, argv, prog or f"kerastrain train {recipe.name}", recipe.summary)
+    from kerastrain import pipeline  # after the flags: --help and bad flags answer without pandas
+
     config = pipeline.with_output_dir(recipe, command.config)
     if command.search_space:
         # Search the [tune] table's values, then train the best config in the same folder.
