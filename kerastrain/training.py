@@ -128,8 +128,8 @@ def compile_only_training_step(model):
     XLA compiles a function once per input shape. The training step runs
     thousands of times and repays its compilation; validation and prediction
     run a cheaper forward pass a few times per epoch, and compiling them, again
-    for their last, partial batch, cost more than it saved (on TREC, 2 CPU
-    cores: see the README's speed section). tf-keras has one flag for all three
+    for their last, partial batch, cost more than it saved (see the design
+    notes in the docs). tf-keras has one flag for all three
     functions, so the training function is built with it on, then it is
     switched off before the others are built. The private attribute is set
     directly because the public setter discards the built training function.

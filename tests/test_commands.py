@@ -76,8 +76,15 @@ def test_presets_are_listed_and_found_by_name_from_any_folder(tmp_path):
 
 def test_the_wheel_carries_the_presets_and_the_bundled_data(tmp_path):
     """The package as `pip install .` installs it, imported from outside the source tree."""
+    # A copy of the tracked files, as a clean clone has them (no build/ left from earlier builds).
+    source = tmp_path / "source"
+    tracked = subprocess.run(["git", "ls-files", "-z"], capture_output=True, text=True, cwd=REPO, check=True)
+    for name in filter(None, tracked.stdout.split("\0")):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path, REPO],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path, source],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert build.returncode == 0, build.stderr

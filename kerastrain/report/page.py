@@ -88,7 +88,7 @@ def build_report(run):
     workers = run.read_workers()
     name = os.path.basename(os.path.abspath(run.path))
     sections = [
-        summary_section(name, config, environment, metrics),
+        summary_section(name, stored, metrics),
         curves_section(run, history),
         evaluation_section(run),
         baseline_section(metrics),
@@ -97,7 +97,11 @@ def build_report(run):
         trials_section(run),
         side_by_side(
             key_value_section("config", "Config", config),
-            key_value_section("environment", "Environment", describe_environment(environment)),
+            "<div>\n"
+            + key_value_section("data", "Data", describe_data(stored))
+            + "\n"
+            + key_value_section("environment", "Environment", describe_environment(environment))
+            + "\n</div>",
         ),
     ]
     body = "\n".join(section for section in sections if section)
@@ -110,7 +114,9 @@ def build_report(run):
     )
 
 
-def summary_section(name, config, environment, metrics):
+def summary_section(name, stored, metrics):
+    config = stored.get("config", {})
+    environment = stored.get("environment", {})
     test = metrics.get("test", {})
     validation = metrics.get("validation", {})
     cards = [
@@ -129,7 +135,9 @@ def summary_section(name, config, environment, metrics):
     where = ", ".join(
         part
         for part in (
+            stored.get("recipe", ""),
             f"data: {config['data']}" if "data" in config else "",
+            stored.get("preprocessor", {}).get("description", ""),
             f"{environment.get('precision', '')} on {describe_cluster(environment)}" if environment else "",
             f"strategy {config['strategy']}" if "strategy" in config else "",
         )
@@ -359,6 +367,18 @@ def key_value_section(section_id, title, values):
 def side_by_side(*parts):
     parts = [part for part in parts if part]
     return '<div class="pair">\n' + "\n".join(parts) + "\n</div>" if parts else ""
+
+
+def describe_data(stored):
+    """What the run was trained on: the data's source, size and fingerprint, and the model's inputs."""
+    data = stored.get("data", {})
+    described = {
+        "source": data.get("source"),
+        "examples": data.get("examples"),
+        "fingerprint (SHA-256)": data.get("fingerprint", "")[:16] + "..." if data.get("fingerprint") else None,
+        "model inputs": stored.get("preprocessor", {}).get("description"),
+    }
+    return {label: value for label, value in described.items() if value is not None}
 
 
 def describe_environment(environment):

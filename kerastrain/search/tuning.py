@@ -31,11 +31,10 @@ import os
 import statistics
 
 from kerastrain.backend import keras, tf  # before KerasTuner: it imports TensorFlow
-from kerastrain import accumulation, optimizers, precision, run_folder, tf_data, training
-from kerastrain.search import search_space
+from kerastrain import pipeline, precision, run_folder, training
 from kerastrain.distribute import strategies
-from kerastrain.data import splits
 from kerastrain.errors import UsageError
+from kerastrain.search import search_space
 
 import keras_tuner  # noqa: E402  (after kerastrain.backend, see above)
 from keras_tuner.engine import base_tuner  # noqa: E402
