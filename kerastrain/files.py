@@ -155,9 +155,8 @@ def nearest_existing(path, flag):
                 f"{flag} {path} cannot be reached: permission denied on a folder above it. Pass another path."
             ) from None
         except OSError as error:
-            if error.errno == errno.ENAMETOOLONG:
-                raise UsageError(f"{flag} {path}: the path is too long. Pass a shorter path.") from None
-            raise UsageError(f"{flag} {path} cannot be used ({error.strerror}). Pass another path.") from None
+            if error.errno != errno.ENAMETOOLONG:  # a name too long: found by `check_names_fit`
+                raise UsageError(f"{flag} {path} cannot be used ({error.strerror}). Pass another path.") from None
         parent = os.path.dirname(current)
         if parent == current:
             return current, list(reversed(missing))
@@ -168,8 +167,11 @@ def nearest_existing(path, flag):
 def check_names_fit(existing, names, path, flag):
     try:
         longest = os.pathconf(existing, "PC_NAME_MAX")
+        longest_path = os.pathconf(existing, "PC_PATH_MAX")
     except (OSError, ValueError):
-        longest = 255
+        longest, longest_path = 255, 4096
+    if len(os.fsencode(os.path.abspath(path))) >= longest_path:
+        raise UsageError(f"{flag}: the path is longer than the {longest_path} bytes a path may have. Pass a shorter path.")
     for name in names:
         if len(os.fsencode(name)) > longest:
             raise UsageError(

@@ -395,6 +395,8 @@ def numeric_examples(frame, label_column, source):
     label_column = label_column.strip()
     require_column(frame, label_column, "--label-column", source)
     features = drop_row_numbers(frame.drop(columns=[label_column]), source)
+    # A separator at the end of every line makes an unnamed, empty last column.
+    features = features.drop(columns=[name for name in features.columns if is_unnamed(name) and features[name].isna().all()])
     if features.shape[1] == 0:
         raise UsageError(f"{source} has only the label column. Add feature columns.")
     unnamed = [position for position, name in enumerate(frame.columns, start=1) if name in features and is_unnamed(name)]
