@@ -8,10 +8,12 @@ forked child, or a subprocess), and as the current user otherwise.
 import contextlib
 import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
 import tempfile
+import traceback
 
 from kerastrain.errors import UsageError
 
@@ -99,3 +101,51 @@ def run_on_read_only_mount(folder, code):
     if result.returncode == 97 or "unshare:" in result.stderr:
         return None
     return result
+
+
+def run_module_as_other_user(module, arguments, cwd):
+    """Runs `python -m module arguments...` as a user that permissions apply to.
+
+    As root, the command runs in a forked child that drops root's rights and
+    runs the module as `python -m` does (the interpreter itself may sit in a
+    folder that other users cannot enter, so it is not started again).
+    Otherwise it runs in a subprocess.
+
+    Returns:
+        A `subprocess.CompletedProcess` with the exit status, stdout and stderr.
+    """
+    arguments = [str(argument) for argument in arguments]
+    if os.geteuid() != 0:
+        return subprocess.run(
+            [sys.executable, "-m", module, *arguments], capture_output=True, text=True, timeout=180, cwd=cwd
+        )
+    output, errors = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.dup2(output.fileno(), 1)
+            os.dup2(errors.fileno(), 2)
+            sys.stdout = open(1, "w", closefd=False, buffering=1)
+            sys.stderr = open(2, "w", closefd=False, buffering=1)
+            os.chdir(cwd)
+            drop_root()
+            sys.argv = [module, *arguments]
+            try:
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
+                status = 0
+            except SystemExit as exit:
+                status = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+    _, wait_status = os.waitpid(pid, 0)
+    texts = []
+    for file in (output, errors):
+        file.seek(0)
+        texts.append(file.read().decode(errors="replace"))
+        file.close()
+    return subprocess.CompletedProcess(module, os.waitstatus_to_exitcode(wait_status), texts[0], texts[1])

@@ -4,7 +4,6 @@ import dataclasses
 import sys
 
 import numpy as np
-from sklearn import model_selection
 
 from kerastrain.errors import UsageError
 
@@ -35,6 +34,9 @@ def stratified_split(examples, validation_fraction, test_fraction, seed, max_exa
     Raises:
         UsageError: if a class has too few examples to appear in every part.
     """
+    # scikit-learn takes a second or two to import: not before the data has loaded.
+    from sklearn import model_selection
+
     indices = np.arange(len(examples))
     labels = examples.labels
     classes, counts = np.unique(labels, return_counts=True)
