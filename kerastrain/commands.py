@@ -109,10 +109,12 @@ def main(argv=None):
     # Bad folders are refused before the plotting libraries take seconds to import.
     for path in [arguments.run_dir] if arguments.command == "report" else arguments.run_dirs:
         run_folder.open_finished_run(path)
-    if arguments.command == "compare":
-        from kerastrain import files
+    from kerastrain import files
 
+    if arguments.command == "compare":
         files.check_writable_file(arguments.output, "--output", protected=arguments.run_dirs)
+    else:
+        files.check_writable_folder(arguments.run_dir, "RUN_DIR")  # report.html goes into it
     if arguments.command == "report":
         from kerastrain import report
 

@@ -276,3 +276,16 @@ def test_rows_without_text_get_an_empty_prediction_and_a_count(finished_textcnn_
     predictions = pd.read_csv(output, keep_default_na=False)["prediction"].tolist()
     assert predictions[1] == predictions[2] == ""
     assert predictions[0] in ("ham", "spam") and predictions[3] in ("ham", "spam")
+
+
+def test_report_and_compress_refuse_a_run_folder_they_cannot_write(workspace):
+    with shared_folder() as folder:
+        run = pathlib.Path(folder) / "text_run"
+        shutil.copytree(workspace / "text_run", run)
+        run.chmod(0o555)
+        before = folder_digest(folder)
+        for command, arguments in ((COMMANDS, ["report", run]), ("kerastrain.compress", [run])):
+            result = run_module_as_other_user(command, arguments, cwd=folder)
+            assert_refused(result, f"RUN_DIR {run}", "permission denied")
+            assert folder_digest(folder) == before
+        run.chmod(0o755)

@@ -199,3 +199,13 @@ def test_the_largest_seed_is_one_that_scikit_learn_and_numpy_take():
         resolve(TextCNNConfig, overrides={"seed": LARGEST_SEED + 1})
     assert "--seed <= 4294967295" in str(excinfo.value)
 
+
+
+@pytest.mark.parametrize("key, value", [("min", math.nan), ("max", math.inf), ("step", math.nan), ("step", math.inf)])
+def test_non_finite_bounds_of_a_tune_range_are_refused(key, value):
+    from kerastrain.search import search_space
+
+    bounds = {"min": 0.1, "max": 0.5, key: value}
+    with pytest.raises(UsageError) as excinfo:
+        search_space.parse_search_space({"dropout": bounds}, TextCNNConfig, "preset.toml")
+    assert "[tune] dropout in preset.toml" in str(excinfo.value)

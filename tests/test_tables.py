@@ -370,3 +370,19 @@ def test_reading_every_kind_of_file_imports_no_tensorflow(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "text, kind",
+    [
+        ('{"text": "hi", "label": "ham"}\n{"text": "yo", "label": "spam"}\n', "looks like JSON"),
+        ('[{"text": "hi", "label": "ham"}]', "looks like JSON"),
+        ("<!DOCTYPE html>\n<html><body>Not found</body></html>\n", "web page"),
+        ("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n", "Git LFS pointer"),
+    ],
+)
+def test_text_files_that_are_not_tables_are_named(tmp_path, text, kind):
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+    message = refused(path)
+    assert str(path) in message and kind in message

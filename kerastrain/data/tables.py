@@ -80,6 +80,7 @@ def read_csv(path, flag="--data"):
     text = decode_sample(sample, truncated, encoding, path, flag)
     if not text.strip():
         raise UsageError(f"{flag} {path} is empty. Pass a CSV with a header row and data rows.")
+    check_is_a_table(text, path, flag)
     separator = detect_separator(text, truncated)
     try:
         header = sample_rows(text, separator, truncated)[0]
@@ -275,6 +276,22 @@ def check_is_text(sample, path, flag, encoding):
         raise UsageError(
             f"{flag} {path} holds binary data, not CSV text (or UTF-16 text without a byte-order mark). "
             "Save it as UTF-8 CSV."
+        )
+
+
+def check_is_a_table(text, path, flag):
+    """Raises `UsageError` for text that is not a table: JSON, a web page, a Git LFS pointer."""
+    start = text.lstrip()[:200].lower()
+    if start.startswith(("<!doctype html", "<html", "<?xml")):
+        raise UsageError(
+            f"{flag} {path} is a web page or XML, not a CSV (a download that failed?). Download the CSV itself."
+        )
+    if start.startswith("version https://git-lfs"):
+        raise UsageError(f"{flag} {path} is a Git LFS pointer, not the data. Run git lfs pull, then pass it again.")
+    if start.startswith(("{", "[")):
+        raise UsageError(
+            f"{flag} {path} looks like JSON, not a CSV. Convert it, for example with "
+            "pandas.read_json(path, lines=True).to_csv(\"data.csv\", index=False)."
         )
 
 
