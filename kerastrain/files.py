@@ -171,7 +171,9 @@ def check_names_fit(existing, names, path, flag):
     except (OSError, ValueError):
         longest, longest_path = 255, 4096
     if len(os.fsencode(os.path.abspath(path))) >= longest_path:
-        raise UsageError(f"{flag}: the path is longer than the {longest_path} bytes a path may have. Pass a shorter path.")
+        raise UsageError(
+            f"{flag}: the path is longer than the {longest_path} bytes a path may have. Pass a shorter path."
+        )
     for name in names:
         if len(os.fsencode(name)) > longest:
             raise UsageError(

@@ -205,6 +205,9 @@ CASES = {
     "predict --output in a missing folder": (
         PREDICT, ["{w}/text_run", "--text", "hi", "--output", "{w}/absent/p.csv"], ["folder {w}/absent does not exist"]
     ),
+    "predict --output empty": (PREDICT, ["{w}/text_run", "--text", "hi", "--output", ""], ["--output is empty"]),
+    "predict a file as run folder": (PREDICT, ["{w}/notes.txt", "--text", "hi"], ["{w}/notes.txt is a file"]),
+    "compare --output empty": (COMMANDS, ["compare", "{w}/text_run", "--output", ""], ["--output is empty"]),
     "compare --output under a file": (COMMANDS, ["compare", "{w}/text_run", "--output", "{w}/notes.txt/c.png"], ["{w}/notes.txt is a file"]),
     "compare --output in /sys": (COMMANDS, ["compare", "{w}/text_run", "--output", "/sys/compare.png"], ["kernel file system"]),
     "compare --output over a run's picture": (

@@ -136,12 +136,14 @@ def check_readable_file(path, flag):
     except (OSError, ValueError) as error:
         raise UsageError(f"{flag} {path} is not a usable path ({error}). Pass the path of a CSV file.") from None
     if stat.S_ISDIR(status.st_mode):
-        inside = sorted(name for name in os.listdir(path) if looks_like_a_table(name)) if os.access(path, os.R_OK) else []
+        readable = os.access(path, os.R_OK | os.X_OK)
+        inside = sorted(name for name in os.listdir(path) if looks_like_a_table(name)) if readable else []
         example = os.path.join(path, inside[0]) if inside else os.path.join(path, "data.csv")
         raise UsageError(f"{flag} {path} is a folder, not a file. Pass one CSV file, like {flag} {example}.")
     if not stat.S_ISREG(status.st_mode):
         raise UsageError(
-            f"{flag} {path} is not a regular file (a device, pipe or socket). Save the data to a CSV file and pass that."
+            f"{flag} {path} is not a regular file (a device, pipe or socket). "
+            "Save the data to a CSV file and pass that."
         )
     if not os.access(path, os.R_OK):
         raise UsageError(
@@ -413,10 +415,13 @@ def numeric_examples(frame, label_column, source):
     require_column(frame, label_column, "--label-column", source)
     features = drop_row_numbers(frame.drop(columns=[label_column]), source)
     # A separator at the end of every line makes an unnamed, empty last column.
-    features = features.drop(columns=[name for name in features.columns if is_unnamed(name) and features[name].isna().all()])
+    empty = [name for name in features.columns if is_unnamed(name) and features[name].isna().all()]
+    features = features.drop(columns=empty)
     if features.shape[1] == 0:
         raise UsageError(f"{source} has only the label column. Add feature columns.")
-    unnamed = [position for position, name in enumerate(frame.columns, start=1) if name in features and is_unnamed(name)]
+    unnamed = [
+        position for position, name in enumerate(frame.columns, start=1) if name in features and is_unnamed(name)
+    ]
     if unnamed:
         raise UsageError(
             f"Column {unnamed[0]} of {source} has no name. Name every feature column in the header, "
