@@ -208,6 +208,11 @@ CASES = {
     "predict --output empty": (PREDICT, ["{w}/text_run", "--text", "hi", "--output", ""], ["--output is empty"]),
     "predict a file as run folder": (PREDICT, ["{w}/notes.txt", "--text", "hi"], ["{w}/notes.txt is a file"]),
     "compare --output empty": (COMMANDS, ["compare", "{w}/text_run", "--output", ""], ["--output is empty"]),
+    "kerastrain train, NaN learning rate": (
+        COMMANDS, ["train", "textcnn", "--data", "{w}/texts.csv", "--learning-rate", "nan"], ["--learning-rate", "finite"]
+    ),
+    "kerastrain train, a folder as data": (COMMANDS, ["train", "mlp", "--data", "{w}/a_folder"], ["is a folder"]),
+    "kerastrain predict, empty --text": (COMMANDS, ["predict", "{w}/text_run", "--text", ""], ["--text ''", "empty"]),
     "compare --output under a file": (COMMANDS, ["compare", "{w}/text_run", "--output", "{w}/notes.txt/c.png"], ["{w}/notes.txt is a file"]),
     "compare --output in /sys": (COMMANDS, ["compare", "{w}/text_run", "--output", "/sys/compare.png"], ["kernel file system"]),
     "compare --output over a run's picture": (

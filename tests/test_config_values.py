@@ -55,7 +55,7 @@ def assert_refused_naming(item, action):
 
 
 def parse_flags(config_class, argv):
-    return cli.parse_config(config_class, argv, "test", "test")[0]
+    return cli.parse_command(config_class, argv, "test", "test").config
 
 
 def resolve_preset(config_class, text):
