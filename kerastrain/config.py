@@ -460,6 +460,8 @@ def read_preset(path, config_class):
         raise UsageError(f"--config {path} is not UTF-8 text. Save the preset as UTF-8.") from None
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"--config {path} is not valid TOML ({error}). Fix the file.") from None
+    except ValueError:  # Python refuses to read an integer of more than 4,300 digits
+        raise UsageError(f"--config {path} has a number too long to read. Fix the value in the file.") from None
     recipe = values.pop("recipe", None)
     expected_recipe = config_class.__name__.removesuffix("Config").lower()
     if recipe is not None and recipe != expected_recipe:

@@ -24,7 +24,7 @@ import tempfile
 
 import numpy as np
 
-from kerastrain import run_folder
+from kerastrain import files, run_folder
 from kerastrain.data import splits
 from kerastrain.distribute import cluster
 
@@ -40,6 +40,9 @@ class PreparedData:
         train_labels: class ids of the training split.
         validation_labels: class ids of the validation split.
         test_labels: class ids of the test split.
+        train_batch_size: the batch size to train with, when it differs from
+            `config.batch_size` (see `splits.training_batch_size`); `None`
+            trains with `config.batch_size`.
     """
 
     examples: object
@@ -48,6 +51,7 @@ class PreparedData:
     train_labels: np.ndarray
     validation_labels: np.ndarray
     test_labels: np.ndarray
+    train_batch_size: int = None
 
 
 def load_data(recipe, config, examples=None):
@@ -111,12 +115,17 @@ def train(recipe, config, examples=None):
         evaluate_chief_checkpoints(recipe, config, examples)
         return None
     writes_outputs = cluster.writes_outputs(config.strategy, config.local_cluster)
-    if not writes_outputs:  # a non-chief worker of multi-worker mirrored: it saves what the chief saves, then drops it
+    if writes_outputs:
+        files.check_writable_folder(config.output_dir, "--output-dir")
+    else:  # a non-chief worker of multi-worker mirrored: it saves what the chief saves, then drops it
         config = dataclasses.replace(config, output_dir=tempfile.mkdtemp(prefix="kerastrain-worker-"), verbose=2)
 
     # Load data: a stratified, seeded train/validation/test split. The run
     # folder is checked against the data before anything is written into it.
     data = load_data(recipe, config, examples)
+    data.train_batch_size = splits.training_batch_size(
+        config.batch_size, config.accumulate_steps, len(data.split.train), data.examples.source
+    )
     run = run_folder.RunFolder(config.output_dir)
     data_record = run_folder.describe_data(data.examples)
     run.check_resumable(recipe.name, config, data_record)
@@ -198,7 +207,7 @@ def training_inputs(recipe, config, strategy, preprocessor, data):
         strategy,
         train=(train_inputs, data.train_labels),
         validation=(preprocessor.model_inputs(data.split.validation.inputs), data.validation_labels),
-        batch_size=config.batch_size,
+        batch_size=data.train_batch_size or config.batch_size,
         seed=config.seed,
         accumulate_steps=config.accumulate_steps,
         length_buckets=recipe.training_length_buckets(config, train_inputs),

@@ -179,7 +179,7 @@ def main(argv=None, prog="kerastrain compress"):
     """`kerastrain compress RUN_DIR [--method METHOD]`."""
     methods = "\n".join(f"  {name}: {description}" for name, description in litert.METHODS.items())
     parser = cli.OneLineErrorParser(
-        prog="python -m kerastrain.export.compress",
+        prog=prog,
         description="Quantize a finished run's model after training and compare size and test accuracy.",
         epilog=f"methods:\n{methods}",
         formatter_class=argparse.RawDescriptionHelpFormatter,

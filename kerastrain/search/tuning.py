@@ -32,6 +32,7 @@ import statistics
 
 from kerastrain.backend import keras, tf  # before KerasTuner: it imports TensorFlow
 from kerastrain import pipeline, precision, run_folder, training
+from kerastrain.data import splits
 from kerastrain.distribute import strategies
 from kerastrain.errors import UsageError
 from kerastrain.search import search_space
@@ -202,6 +203,9 @@ def search(recipe, config, space):
     project_dir = os.path.join(config.output_dir, PROJECT)
     check_search_folder(config, space, project_dir)
     data = pipeline.load_data(recipe, config)
+    data.train_batch_size = splits.training_batch_size(
+        config.batch_size, config.accumulate_steps, len(data.split.train), data.examples.source
+    )
 
     strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
     policy = precision.apply_precision(config.precision, config.strategy)
