@@ -32,6 +32,8 @@ import sys
 import tempfile
 import time
 
+import provenance
+
 CONTENDERS = ("recipe", "keras3", "tfidf_lr")
 
 
@@ -67,7 +69,7 @@ def run_recipe(arguments):
             output_dir=os.path.join(folder, "run"),
         )
         config.validate()
-        metrics = textcnn.main(config)
+        metrics = textcnn.main(config).metrics
         history = RunFolder(config.output_dir).read_history()
     return {
         "accuracy": metrics["test"]["accuracy"],
@@ -236,6 +238,7 @@ def main():
         runner = {"recipe": run_recipe, "keras3": run_keras3, "tfidf_lr": run_tfidf_lr}[arguments.contender]
         print("RESULT " + json.dumps(runner(arguments)))
         return
+    print(provenance.line(), flush=True)
     results = {contender: [] for contender in CONTENDERS}
     for seed in arguments.seeds:
         for contender in CONTENDERS:
@@ -246,7 +249,11 @@ def main():
     summarize(results, arguments.data, arguments.seeds)
     if arguments.json:
         with open(arguments.json, "w") as file:
-            json.dump({"data": arguments.data, "seeds": arguments.seeds, "results": results}, file, indent=2)
+            json.dump(
+                {"data": arguments.data, "seeds": arguments.seeds, "results": results, "provenance": provenance.describe()},
+                file,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -173,6 +173,26 @@ class TextVectorizer(base.TransformerMixin, base.BaseEstimator):
             return len(self.vocabulary_) + 2
         return len(self.vocabulary_)
 
+    @property
+    def num_features(self):
+        """Columns of the bag-of-words output (for `"sequences"`, the number of ids)."""
+        return self.vocabulary_size
+
+    takes_text = True
+
+    def model_inputs(self, texts):
+        """The model's input for `texts`: int32 token ids, or a float32 feature matrix."""
+        outputs = self.transform(texts)
+        return outputs if self.output == "sequences" else outputs.astype(np.float32)
+
+    def describe(self):
+        """A few words on the fitted vocabulary, such as "5,000 tfidf features of words"."""
+        low, high = tuple(self.ngram_range)
+        unit = "words" if high == 1 else f"{low}-{high}-grams"
+        if self.output == "sequences":
+            return f"{len(self.vocabulary_):,} {unit}, sequences of up to {self.sequence_length_}"
+        return f"{self.vocabulary_size:,} {self.output} features of {unit}"
+
 
 class TextFeatures(base.TransformerMixin, base.BaseEstimator):
     """Several vectorizers whose outputs are the named inputs of one model.
@@ -205,3 +225,13 @@ class TextFeatures(base.TransformerMixin, base.BaseEstimator):
         check_not_a_single_string(texts)
         texts = list(texts)
         return {name: vectorizer.transform(texts) for name, vectorizer in self.vectorizers.items()}
+
+    takes_text = True
+
+    def model_inputs(self, texts):
+        """The model's named inputs for `texts`: a dict from input name to array."""
+        return self.transform(texts)
+
+    def describe(self):
+        """The vectorizers' vocabularies in a few words, such as "19,998 words, sequences of up to 37"."""
+        return "; ".join(vectorizer.describe() for vectorizer in self.vectorizers.values())

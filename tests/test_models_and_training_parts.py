@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from sklearn import metrics as sklearn_metrics
 
 from kerastrain import callbacks, evaluation, optimizers, plots, precision, run_folder, tf_data, training
+from kerastrain.distribute.inputs import make_training_inputs
 from kerastrain.distribute import strategies
 from kerastrain.backend import keras, tf
 from kerastrain.config import MLPConfig, TextCNNConfig
@@ -485,7 +486,7 @@ def batch_sizes(dataset, steps):
 
 
 def test_training_inputs_repeat_whole_batches_and_count_an_epoch_in_steps():
-    inputs = tf_data.make_training_inputs(
+    inputs = make_training_inputs(
         tf.distribute.get_strategy(), (np.zeros((10, 1), "float32"), np.arange(10)), (np.zeros((3, 1), "float32"), np.arange(3)), 4
     )
     assert inputs.steps_per_epoch == 3 and inputs.fit_arguments == {"steps_per_epoch": 3}
@@ -498,7 +499,7 @@ def test_training_inputs_repeat_whole_batches_and_count_an_epoch_in_steps():
 
 
 def test_training_inputs_of_a_split_smaller_than_one_batch_still_fill_it():
-    inputs = tf_data.make_training_inputs(
+    inputs = make_training_inputs(
         tf.distribute.get_strategy(), (np.zeros((3, 1), "float32"), np.arange(3)), (np.zeros((3, 1), "float32"), np.arange(3)), 4
     )
     assert inputs.steps_per_epoch == 1 and inputs.examples_per_epoch == 4

@@ -301,7 +301,7 @@ def keeps_epoch_checkpoints(strategy, local_cluster=""):
     Every training task of a TF_CONFIG job does, whether or not its TF_CONFIG
     lists an evaluator: TensorFlow's own layout leaves the evaluator out of
     the other tasks' cluster, so the chief cannot know whether one runs. It
-    keeps the last `EPOCH_CHECKPOINTS_KEPT`, the model's weights only.
+    keeps the last `EPOCH_CHECKPOINTS_KEPT`.
     """
     task = cluster_job_task(strategy, local_cluster)
     return task is not None and task.task_type != "evaluator"
