@@ -180,6 +180,7 @@ class TrainingConfig:
         "servers to accept connections, at the start and whenever a parameter server becomes "
         "unreachable, before exiting with status 138 so the job is retried.",
         minimum=1.0,
+        maximum=1e7,
         group="distribution",
     )
 

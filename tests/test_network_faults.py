@@ -218,23 +218,24 @@ def test_a_worker_cut_off_the_network_for_20_s_comes_back_and_trains_again(
         finally:
             job.stop_all()
     assert restored_at < epochs - 3, f"training was at epoch {restored_at} of {epochs}: nothing left to test"
-    assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == list(range(epochs))
+    assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == list(range(1, epochs + 1))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] > 0.85
     workers = RunFolder(run_dir).read_workers()
     assert not workers.duplicated(["epoch", "worker"]).any()
     steps = workers.pivot(index="epoch", columns="worker", values="steps")
-    assert list(steps.index) == list(range(epochs)) and list(steps.columns) == [0, 1]
+    assert list(steps.index) == list(range(1, epochs + 1)) and list(steps.columns) == [0, 1]
     # A step that a worker began but another ran again is counted once: every
     # epoch whose counts could be read adds up to its steps.
     readable = steps.notna().all(axis=1)
     assert readable.sum() >= epochs - 2
     assert (steps[readable].sum(axis=1) == metrics["steps_per_epoch"]).all(), steps
-    # Epochs that began and ended while the worker was cut off ran on worker 0 alone.
-    for epoch in range(cut_at + 1, restored_at):
+    # Epochs count from 1: `cut_at` had ended when the link was cut, `restored_at` when it
+    # came back. Those that began and ended in between ran on worker 0 alone.
+    for epoch in range(cut_at + 2, restored_at + 1):
         assert not steps.loc[epoch, 1] > 0, steps
     # Back on the network, the worker runs steps again.
-    assert steps[1].loc[restored_at + 1 :].sum() > 0, steps[1].tolist()
+    assert steps[1].loc[restored_at + 2 :].sum() > 0, steps[1].tolist()
 
 
 def test_a_parameter_server_cut_off_ends_the_chief_with_138_and_the_rerun_resumes(
@@ -270,7 +271,7 @@ def test_a_parameter_server_cut_off_ends_the_chief_with_138_and_the_rerun_resume
     # The rerun resumed from the last epoch backup rather than starting over.
     resumed_from = int(re.search(r"Epoch (\d+)/", job.log("chief_again.log")).group(1)) - 1
     assert 1 <= resumed_from <= epochs_before
-    assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == list(range(epochs))
+    assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == list(range(1, epochs + 1))
     resumed = json.loads((run_dir / "metrics.json").read_text())
 
     # The same job uninterrupted, on an in-process cluster of as many workers.

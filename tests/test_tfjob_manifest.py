@@ -180,9 +180,6 @@ def test_every_replica_runs_the_same_training_command_with_its_own_task(tmp_path
         (tmp_path / program).write_text(RECORDING_PROGRAM)
         (tmp_path / program).chmod(0o755)
     job = tfjob()
-    data = tmp_path / "data"
-    (data / "recipes").mkdir(parents=True)
-    shutil.copy(REPO / "recipes" / "ps_textcnn.toml", data / "recipes")
 
     commands, tasks = set(), {}
     for replica_type, index, spec in replicas(job):
@@ -192,13 +189,8 @@ def test_every_replica_runs_the_same_training_command_with_its_own_task(tmp_path
         assert seen_tf_config == tf_config, "the command changed TF_CONFIG"
         arguments = training_arguments(argv)
         commands.add(tuple(arguments))
-        # The flags parse: the preset, read from where the data claim is mounted.
-        data_mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "data")
-        local_arguments = [
-            str(data) + argument[len(data_mount) :] if argument.startswith(data_mount) else argument
-            for argument in arguments
-        ]
-        config = cli.parse_command(TextCNNConfig, local_arguments, prog="test", description="").config
+        # The flags and the preset they name parse as the recipe's.
+        config = cli.parse_command(TextCNNConfig, arguments, prog="test", description="").config
         assert config.strategy == "parameter_server" and not config.local_cluster
         monkeypatch.setenv("TF_CONFIG", tf_config)
         task = cluster.check_cluster_settings(config)
