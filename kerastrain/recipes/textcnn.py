@@ -109,6 +109,9 @@ RECIPE = Recipe(
     fit_preprocessor=fit_preprocessor,
     build_model=build_model,
     length_buckets=length_buckets,
+    # On an Intel Xeon with AMX the TextCNN reached the same test accuracy in
+    # mixed_bfloat16 as in float32: --precision auto measures whether it is faster.
+    reduced_precision_on_cpu=True,
 )
 
 
