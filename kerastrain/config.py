@@ -121,7 +121,9 @@ class TrainingConfig:
     )
     precision: str = field(
         "auto",
-        "Float policy; auto picks the fastest one this machine runs well.",
+        "Float policy; auto takes mixed_float16 on GPUs with tensor cores and, on a CPU with "
+        "bfloat16 units, mixed_bfloat16 only where a short preflight finds it at least 1.15x "
+        "faster and the recipe allows it, float32 otherwise.",
         choices=PRECISIONS,
         group="precision and speed",
     )
