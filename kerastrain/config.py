@@ -176,6 +176,13 @@ class TrainingConfig:
         group="output",
     )
     verbose: int = field(1, "0: silent, 1: progress bar, 2: one line per epoch.", choices=(0, 1, 2), group="output")
+    gradient_checkpointing: bool = field(
+        False,
+        "Recompute each hidden block's (MLP) or convolution branch's (TextCNN) activations in "
+        "the backward pass instead of keeping them: less memory per step, about one more "
+        "forward pass of time.",
+        group="precision and speed",
+    )
 
     def validate(self):
         """Checks every value against its field's limits.

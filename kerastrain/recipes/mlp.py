@@ -61,6 +61,7 @@ def build_model(config, preprocessor, num_classes):
         dropout=config.dropout,
         l1=config.l1,
         l2=config.l2,
+        gradient_checkpointing=config.gradient_checkpointing,
     )
 
 

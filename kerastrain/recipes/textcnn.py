@@ -98,6 +98,7 @@ def build_model(config, features, num_classes):
         ngram_vocabulary_size=ngrams.vocabulary_size if ngrams else 0,
         ngram_embedding_dim=config.ngram_embedding_dim,
         ngram_weights=ngrams.idf_ if ngrams else None,
+        gradient_checkpointing=config.gradient_checkpointing,
     )
 
 
