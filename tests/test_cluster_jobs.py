@@ -80,6 +80,36 @@ def test_a_server_task_whose_port_is_taken_exits_with_one_line():
     )
 
 
+@pytest.mark.slow
+def test_a_chief_whose_workers_and_ps_are_not_up_names_them_and_exits_138(tmp_path, sms_sample_csv):
+    spec = {
+        "chief": [f"localhost:{free_port()}"],
+        "worker": [f"localhost:{free_port()}"],
+        "ps": [f"localhost:{free_port()}"],
+        "evaluator": [f"localhost:{free_port()}"],  # serves nothing, so it is not waited for
+    }
+    tf_config = json.dumps({"cluster": spec, "task": {"type": "chief", "index": 0}})
+    result = run_module(
+        "kerastrain.recipes.textcnn", "--strategy", "parameter_server", "--data", sms_sample_csv, *TINY_TEXTCNN,
+        "--epochs", "1", "--cluster-timeout", "12", "--output-dir", tmp_path / "run", timeout=300,
+        environment={"TF_CONFIG": tf_config},
+    )  # fmt: skip
+    absent = f"worker 0 ({spec['worker'][0]}), ps 0 ({spec['ps'][0]})"
+    assert result.returncode == 138, result.stderr[-3000:]
+    waiting = [line for line in result.stdout.splitlines() if "waiting for" in line]
+    assert waiting and all(line.startswith(f"kerastrain: chief: waiting for {absent} to accept connections") for line in waiting)
+    assert error_lines(result)[-1].startswith(
+        f"error: TF_CONFIG's {absent} accepted no connection within --cluster-timeout 12 s."
+    )
+    # A usage error is still exit status 2, before any waiting.
+    without_ps = json.dumps({"cluster": {"chief": spec["chief"], "worker": spec["worker"]}, "task": {"type": "chief", "index": 0}})
+    result = run_module(
+        "kerastrain.recipes.textcnn", "--strategy", "parameter_server", "--output-dir", tmp_path / "run2",
+        timeout=120, environment={"TF_CONFIG": without_ps},
+    )  # fmt: skip
+    assert result.returncode == 2 and 'has no "ps" tasks' in error_lines(result)[-1]
+
+
 def test_multi_worker_mirrored_job_of_two_processes_writes_only_from_the_chief(tmp_path, sms_sample_csv):
     run_dir = tmp_path / "mwms"
     temporary = tmp_path / "tmp"
@@ -260,3 +290,25 @@ def test_a_killed_parameter_server_chief_rerun_against_the_same_servers_resumes(
     workers = pd.read_csv(run_dir / "workers.csv")
     assert sorted(workers["epoch"]) == list(range(epochs))
     assert (workers["steps"] == metrics["steps_per_epoch"]).all()
+
+
+@pytest.mark.slow
+def test_a_killed_parameter_server_ends_the_chief_with_138_naming_it(tmp_path, sms_sample_csv):
+    run_dir = tmp_path / "ps_fault"
+    command = parameter_server_command(sms_sample_csv, run_dir, epochs=30) + ["--cluster-timeout", "60"]
+    job = ParameterServerJob(tmp_path, command, workers=1)
+    ps = job.start("ps", 0, "ps0.log")
+    job.start("worker", 0, "worker0.log")
+    chief = job.start("chief", 0, "chief.log")
+    try:
+        assert wait_for(lambda: epochs_logged(run_dir) >= 2, 240, chief), "the chief did not finish two epochs"
+        ps.send_signal(signal.SIGKILL)
+        ps.wait()
+        status = chief.wait(timeout=300)
+    finally:
+        job.stop_all()
+    assert status == 138, job.log("chief.log")[-3000:]
+    (error,) = [line for line in job.log("chief.log").splitlines() if line.startswith("error: ")]
+    assert error.startswith("error: A parameter server was lost during training (UnavailableError: ")
+    assert error.endswith("Rerun the same command once the parameter servers are back: it resumes from the last epoch.")
+    assert not (run_dir / "metrics.json").exists() and (run_dir / "backup").is_dir()
