@@ -146,17 +146,25 @@ def train(recipe, config, examples=None):
     strategy = strategies.build_strategy(
         config.strategy, config.cpu_devices, config.local_cluster, config.cluster_timeout
     )
-    policy = precision.apply_precision(config.precision, config.strategy)
     jit_compile = config.jit_compile and strategies.supports_jit_compile(strategy)
+    # --precision auto may first time a few training steps per policy (outside the
+    # strategy's scope); seeding comes after, so the run's weights do not depend on it.
+    choice = precision.choose_for_run(
+        recipe, config, preprocessor, data.split.train, data.train_labels, len(data.class_names), jit_compile,
+        run.file(run_folder.CONFIG),
+    )  # fmt: skip
+    policy = precision.apply_choice(choice)
     training.seed_everything(config.seed)
     environment = training.describe_environment(strategy, config.strategy, policy, jit_compile)
+    environment["precision_choice"] = choice.to_dict()
     run.create(recipe.name, config, environment, data_record, preprocessor, data.class_names)
     print(
         f"kerastrain: {recipe.name} on {data.examples.source}: {len(data.split.train):,} train, "
         f"{len(data.split.validation):,} validation, {len(data.split.test):,} test examples; "
         f"{len(data.class_names)} classes; {preprocessor.describe()}; {policy} on "
         f"{training.describe_devices(environment)}; "
-        f"{'resuming' if run.exists(run_folder.HISTORY) else 'run folder'} {run.path}",
+        + (f"{choice.reason}; " if config.precision == "auto" else "")
+        + f"{'resuming' if run.exists(run_folder.HISTORY) else 'run folder'} {run.path}",
         flush=True,
     )
     inputs = training_inputs(recipe, config, strategy, preprocessor, data)

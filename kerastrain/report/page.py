@@ -274,7 +274,35 @@ def throughput_section(history, environment, workers, config, metrics):
         )
     return (
         f'<section id="throughput">\n<h2>Throughput</h2>\n<div class="pair"><div>{image}</div>'
-        f'<div>{table}</div></div>\n<p class="note">{escape(note)}</p>{per_worker}\n</section>'
+        f'<div>{table}</div></div>\n<p class="note">{escape(note)}</p>{per_worker}'
+        f"{precision_part(environment)}\n</section>"
+    )
+
+
+def precision_part(environment):
+    """How the run's float policy was chosen, and the preflight's timings when there was one."""
+    choice = environment.get("precision_choice")
+    if not choice:
+        return ""
+    speeds = choice.get("examples_per_second") or {}
+    table = ""
+    if speeds:
+        reference = speeds.get("float32")
+        rows = [
+            [policy, format_number(speed, 0), f"{speed / reference:.2f}x" if reference else ""]
+            for policy, speed in speeds.items()
+        ]
+        table = "\n" + html_table(["policy", "preflight examples / s", "vs float32"], rows, numeric_columns={1, 2})
+    note = ""
+    if choice.get("preflight_seconds") is not None:
+        note = (
+            f"The preflight trained a few batches of the model in each policy, alternating, and took "
+            f"{choice['preflight_seconds']:.1f} s, compilation included; a reduced precision is kept only "
+            f"at {choice.get('threshold', '')}x float32's examples per second or more."
+        )
+    return (
+        f'\n<h3 id="precision">Precision</h3>\n<p>{escape(choice.get("reason", ""))}</p>{table}'
+        + (f'\n<p class="note">{escape(note)}</p>' if note else "")
     )
 
 
