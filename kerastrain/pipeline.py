@@ -108,6 +108,7 @@ def train(recipe, config, examples=None):
     # Setup: everything that can be checked without TensorFlow comes first, so
     # that bad input is reported at once and leaves nothing behind.
     config.validate()
+    cluster.check_cluster_settings(config)  # a bad --local-cluster or TF_CONFIG, before TensorFlow starts
     if cluster.serve_if_server_task(config.strategy, config.local_cluster, config.cluster_timeout):
         return None  # a worker or ps task of a parameter-server job serves until stopped
     config = with_output_dir(recipe, config, examples)
