@@ -428,14 +428,14 @@ def find_preset(name_or_path):
         UsageError: if it is neither an existing file nor a bundled preset's
             name, or names a folder.
     """
+    if not str(name_or_path).strip():
+        raise UsageError("--config is empty. Pass a preset file (.toml) or a bundled preset's name.")
     path = pathlib.Path(name_or_path)
     if path.is_dir():
         raise UsageError(f"--config {name_or_path} is a folder. Pass a preset file (.toml) or a bundled preset's name.")
     if path.is_file():
         return path
     bundled = preset_folder() / f"{path.name.removesuffix('.toml')}.toml"
-    if not str(name_or_path).strip():
-        raise UsageError("--config is empty. Pass a preset file (.toml) or a bundled preset's name.")
     if len(path.parts) == 1 and bundled.is_file():
         return bundled
     if len(path.parts) > 1 and path.parent.name == "recipes" and bundled.is_file():

@@ -124,15 +124,15 @@ def train(recipe, config, examples=None):
     # Load data: a stratified, seeded train/validation/test split. The run
     # folder is checked against the data before anything is written into it.
     data = load_data(recipe, config, examples)
-    data.train_batch_size = splits.training_batch_size(
-        config.batch_size, config.accumulate_steps, len(data.split.train), data.examples.source
-    )
     run = run_folder.RunFolder(config.output_dir)
     data_record = run_folder.describe_data(data.examples)
     run.check_resumable(recipe.name, config, data_record)
     if run.finished:
         print(f"kerastrain: {run.path} already holds this finished run; see its report.html")
         return run_folder.Run(run.path)
+    data.train_batch_size = splits.training_batch_size(
+        config.batch_size, config.accumulate_steps, len(data.split.train), data.examples.source
+    )
 
     # Prepare: the recipe's preprocessor, fitted on the training split only; a
     # resumed run keeps the one it started with.

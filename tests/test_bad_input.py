@@ -90,8 +90,11 @@ def workspace(tmp_path_factory):
         "inf_learning_rate.toml": "learning_rate = inf\n",
         "nan_l2.toml": 'recipe = "mlp"\nl2 = nan\n',
         "big_seed.toml": f"seed = {2**32}\n",
+        "empty_output.toml": 'output_dir = ""\n',
+        "huge_integer.toml": f"epochs = {'9' * 5000}\n",
     }.items():
         (folder / name).write_text(text)
+    (folder / "latin1.toml").write_bytes("# préréglage\nepochs = 2\n".encode("latin-1"))
     (folder / "notes.txt").write_text("a regular file that no output may be put under")
     texts = TextFeatures({"tokens": TextVectorizer("sequences", max_tokens=100)}).fit(TEXTS)
     write_finished_run(folder / "text_run", texts, ["ham", "spam"])
@@ -181,6 +184,20 @@ CASES = {
     "huge epochs": (MLP, ["--epochs", str(10**10)], ["--epochs <="]),
     "huge hidden layer": (MLP, ["--hidden-units", "64,10000000"], ["--hidden-units"]),
     "huge vocabulary": (MLP, ["--max-features", str(10**12)], ["--max-features <="]),
+    # Presets and run folders.
+    "a folder as --config": (TEXTCNN, ["--config", "{w}/a_folder"], ["--config {w}/a_folder is a folder"]),
+    "a preset that is not UTF-8": (TEXTCNN, ["--config", "{w}/latin1.toml"], ["{w}/latin1.toml", "not UTF-8"]),
+    "an empty --config": (TEXTCNN, ["--config", ""], ["--config is empty"]),
+    "an unknown preset name": (TEXTCNN, ["--config", "sms_textcn"], ["no such file or bundled preset", "sms_textcnn"]),
+    "an empty output_dir in a preset": (TEXTCNN, ["--config", "{w}/empty_output.toml"], ["output_dir to an empty path"]),
+    "an integer too long to read in a preset": (TEXTCNN, ["--config", "{w}/huge_integer.toml"], ["number too long"]),
+    "an empty --output-dir": (COMMANDS, ["train", "textcnn", "--data", "{w}/texts.csv", "--output-dir", ""], ["--output-dir is empty"]),
+    "an --output-dir under a file": (
+        COMMANDS, ["train", "textcnn", "--data", "{w}/texts.csv", "--output-dir", "{w}/notes.txt/run"], ["{w}/notes.txt is a file"]
+    ),
+    "an --output-dir holding another run": (
+        COMMANDS, ["train", "textcnn", "--data", "{w}/texts.csv", "--output-dir", "{w}/text_run"], ["holds a run with a different config"]
+    ),
     # Prediction inputs.
     "empty --text": (PREDICT, ["{w}/text_run", "--text", ""], ["--text ''", "empty"]),
     "blank --text among others": (PREDICT, ["{w}/text_run", "--text", "hello", "--text", "   "], ["--text '   '", "empty"]),
