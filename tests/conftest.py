@@ -108,3 +108,31 @@ def finished_textcnn_run(tmp_path_factory, sms_sample_csv):
     result = run_module("kerastrain.recipes.textcnn", *arguments)
     assert result.returncode == 0, result.stderr
     return run_dir, arguments
+
+
+# A history.csv of three epochs, as `EpochLog` writes it.
+HISTORY_ROWS = {
+    "epoch": [0, 1, 2],
+    "accuracy": [0.5, 0.7, 0.8],
+    "loss": [1.0, 0.6, 0.4],
+    "val_accuracy": [0.5, 0.6, 0.7],
+    "val_loss": [1.1, 0.8, 0.7],
+}
+
+
+@pytest.fixture
+def float32_policy():
+    """The float32 policy during the test, and after it."""
+    from kerastrain.backend import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture
+def tiny_model(float32_policy):
+    """An uncompiled MLP of 3 features, one hidden layer of 4 units and 2 classes."""
+    from kerastrain.models import build_mlp
+
+    return build_mlp(3, 2, hidden_units=(4,))
