@@ -112,7 +112,7 @@ def finished_textcnn_run(tmp_path_factory, sms_sample_csv):
 
 # A history.csv of three epochs, as `EpochLog` writes it.
 HISTORY_ROWS = {
-    "epoch": [0, 1, 2],
+    "epoch": [1, 2, 3],
     "accuracy": [0.5, 0.7, 0.8],
     "loss": [1.0, 0.6, 0.4],
     "val_accuracy": [0.5, 0.6, 0.7],

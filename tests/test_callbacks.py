@@ -8,7 +8,6 @@ import pytest
 
 from conftest import HISTORY_ROWS
 from kerastrain import callbacks, run_folder
-from kerastrain.backend import keras
 from kerastrain.models import build_mlp
 
 
@@ -141,7 +140,7 @@ def test_standard_callbacks_order_and_options(tmp_path):
     run = run_folder.RunFolder(tmp_path)
     names = [type(callback).__name__ for callback in callbacks.standard_callbacks(run, 100)]
     assert names == [
-        "EpochThroughput", "BestWeightsCheckpoint", "HistoryTrim", "CSVLogger", "HistoryPlot",
+        "EpochThroughput", "BestWeightsCheckpoint", "HistoryTrim", "EpochLog", "HistoryPlot",
         "EarlyStopping", "BackupAndRestore",
     ]  # fmt: skip
     names = [
@@ -151,17 +150,17 @@ def test_standard_callbacks_order_and_options(tmp_path):
     assert "EarlyStopping" not in names
     assert names[-1] == "TensorBoard"
     names = [type(callback).__name__ for callback in callbacks.standard_callbacks(run, 100, epoch_checkpoints=True)]
-    assert names[3:5] == ["CSVLogger", "EpochCheckpoint"]
+    assert names[3:5] == ["EpochLog", "EpochCheckpoint"]
 
 
 def test_history_trim_drops_the_rows_of_epochs_that_run_again_before_the_log_appends(tmp_path):
     path = tmp_path / "history.csv"
-    path.write_text("epoch,loss\n0,0.9\n1,0.5\n2,0.4\n")
+    path.write_text("epoch,loss\n1,0.9\n2,0.5\n3,0.4\n")
     trim = callbacks.HistoryTrim(str(path))
-    logger = keras.callbacks.CSVLogger(str(path), append=True)
+    logger = callbacks.EpochLog(str(path))
     for callback in (trim, logger):
         callback.on_train_begin()
-    # Resumed from the backup of epoch 1: epoch 2 was logged but runs again.
+    # Resumed from the backup of epoch 2: epoch 3 (index 2) was logged but runs again.
     for callback in (trim, logger):
         callback.on_epoch_begin(2)
     logger.on_epoch_end(2, {"loss": 0.3})
@@ -169,17 +168,17 @@ def test_history_trim_drops_the_rows_of_epochs_that_run_again_before_the_log_app
     logger.on_epoch_end(3, {"loss": 0.2})
     logger.on_train_end()
     rows = [line.split(",")[:2] for line in path.read_text().splitlines()]
-    assert rows == [["epoch", "loss"], ["0", "0.9"], ["1", "0.5"], ["2", "0.3"], ["3", "0.2"]]
+    assert rows == [["epoch", "loss"], ["1", "0.9"], ["2", "0.5"], ["3", "0.3"], ["4", "0.2"]]
 
 
 def test_history_trim_leaves_a_log_without_rerun_epochs_alone(tmp_path):
     path = tmp_path / "history.csv"
-    path.write_text("epoch,loss\n0,0.9\n1,0.5\n")
+    path.write_text("epoch,loss\n1,0.9\n2,0.5\n")
     modified = path.stat().st_mtime_ns
     trim = callbacks.HistoryTrim(str(path))
     trim.on_train_begin()
     trim.on_epoch_begin(2)
-    assert path.read_text() == "epoch,loss\n0,0.9\n1,0.5\n" and path.stat().st_mtime_ns == modified
+    assert path.read_text() == "epoch,loss\n1,0.9\n2,0.5\n" and path.stat().st_mtime_ns == modified
 
 
 def test_standard_callbacks_resume_from_the_best_logged_loss(tmp_path):
