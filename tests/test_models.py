@@ -41,17 +41,19 @@ def test_textcnn_single_kernel_size(float32_policy):
     assert model(np.ones((1, 4), "int32")).shape == (1, 2)
 
 
-def test_textcnn_output_is_float32_under_mixed_bfloat16(mixed_bfloat16_policy):
-    model = build_textcnn(30, 8, 2, embedding_dim=4, filters=2)
-    assert model.get_layer("conv_3").compute_dtype == "bfloat16"
+@pytest.mark.parametrize(
+    "build, hidden_layer, inputs",
+    [
+        (lambda: build_textcnn(30, 8, 2, embedding_dim=4, filters=2), "conv_3", np.ones((2, 8), "int32")),
+        (lambda: build_mlp(6, 3, hidden_units=(4,)), "dense_0", np.ones((2, 6), "float32")),
+    ],
+    ids=["textcnn", "mlp"],
+)
+def test_output_is_float32_under_mixed_bfloat16(mixed_bfloat16_policy, build, hidden_layer, inputs):
+    model = build()
+    assert model.get_layer(hidden_layer).compute_dtype == "bfloat16"
     assert model.output.dtype == tf.float32
-    assert model(np.ones((2, 8), "int32")).dtype == tf.float32
-
-
-def test_mlp_output_is_float32_under_mixed_bfloat16(mixed_bfloat16_policy):
-    model = build_mlp(6, 3, hidden_units=(4,))
-    assert model.get_layer("dense_0").compute_dtype == "bfloat16"
-    assert model(np.ones((2, 6), "float32")).dtype == tf.float32
+    assert model(inputs).dtype == tf.float32
 
 
 def test_textcnn_ngram_branch_adds_an_input_named_ngrams(float32_policy):

@@ -39,9 +39,17 @@ def test_build_optimizer_with_a_schedule():
     assert optimizer.get_config()["learning_rate"]["class_name"] == "CosineDecay"
 
 
-def test_unknown_optimizer_raises():
-    with pytest.raises(UsageError, match="--optimizer.*'adamw'"):
-        optimizers.build_optimizer("adamw", 0.1)
+@pytest.mark.parametrize(
+    "build, name, message",
+    [
+        (optimizers.build_optimizer, "adamw", "--optimizer.*'adamw'"),
+        (optimizers.build_schedule, "linear", "--schedule.*'linear'"),
+    ],
+    ids=["optimizer", "schedule"],
+)
+def test_unknown_name_raises(build, name, message):
+    with pytest.raises(UsageError, match=message):
+        build(name, 0.1)
 
 
 def test_constant_schedule_is_the_number():
@@ -62,8 +70,3 @@ def test_schedule_values(schedule, expected):
     assert isinstance(rate, keras.optimizers.schedules.LearningRateSchedule)
     for step, value in expected.items():
         assert float(rate(step)) == pytest.approx(value, rel=1e-5, abs=1e-7), step
-
-
-def test_unknown_schedule_raises():
-    with pytest.raises(UsageError, match="--schedule.*'linear'"):
-        optimizers.build_schedule("linear", 0.1)

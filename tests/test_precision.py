@@ -8,35 +8,30 @@ from kerastrain import precision
 from kerastrain.backend import keras, tf
 
 
+def cpuinfo_with_flags(flags):
+    return f"processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\n"
+
+
 @pytest.mark.parametrize(
-    "flags, expected",
+    "text, expected",
     [
-        ("fpu vme sse avx2 amx_bf16 amx_tile", True),
-        ("fpu vme avx512f avx512_bf16", True),
-        ("fpu vme sse avx2 avx512f", False),
-        ("", False),
+        (cpuinfo_with_flags("fpu vme sse avx2 amx_bf16 amx_tile"), True),
+        (cpuinfo_with_flags("fpu vme avx512f avx512_bf16"), True),
+        (cpuinfo_with_flags("fpu vme sse avx2 avx512f"), False),
+        (cpuinfo_with_flags(""), False),
+        ("flags\t\t: amx_bf16x avx512_bf16_extra\n", False),  # a whole flag, not a prefix
+        ("processor\t: 0\nFeatures\t: fp asimd bf16\n", False),  # no flags line (an Arm CPU)
     ],
+    ids=["amx", "avx512", "no-bfloat16", "no-flags", "partial-names", "no-flags-line"],
 )
-def test_cpu_supports_bfloat16_reads_the_flags(tmp_path, flags, expected):
+def test_cpu_supports_bfloat16_reads_the_flags(tmp_path, text, expected):
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    cpuinfo.write_text(text)
     assert precision.cpu_supports_bfloat16(str(cpuinfo)) is expected
-
-
-def test_cpu_supports_bfloat16_needs_a_whole_flag(tmp_path):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("flags\t\t: amx_bf16x avx512_bf16_extra\n")
-    assert precision.cpu_supports_bfloat16(str(cpuinfo)) is False
 
 
 def test_cpu_supports_bfloat16_without_a_cpuinfo_file(tmp_path):
     assert precision.cpu_supports_bfloat16(str(tmp_path / "missing")) is False
-
-
-def test_cpu_supports_bfloat16_without_a_flags_line(tmp_path):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")
-    assert precision.cpu_supports_bfloat16(str(cpuinfo)) is False
 
 
 def test_resolve_auto_precision_on_this_machine():

@@ -68,26 +68,37 @@ def test_create_does_not_overwrite_the_stored_config(tmp_path):
     assert run.read_json(run_folder.CONFIG)["config"]["epochs"] == 2
 
 
-def test_check_config_refuses_a_non_empty_foreign_folder(tmp_path):
+def a_non_empty_foreign_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(UsageError) as excinfo:
-        run_folder.RunFolder(tmp_path).check_config(TextCNNConfig())
-    assert "non-empty folder" in str(excinfo.value)
-    assert str(tmp_path) in str(excinfo.value)
+    return tmp_path
 
 
-def test_check_config_refuses_a_file(tmp_path):
+def a_file(tmp_path):
     path = tmp_path / "run.txt"
     path.write_text("not a folder")
+    return path
+
+
+def a_folder_with_an_unreadable_config(tmp_path):
+    (tmp_path / run_folder.CONFIG).write_text("{not json")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "make_path, message",
+    [
+        (a_non_empty_foreign_folder, "non-empty folder"),
+        (a_file, "is a file"),
+        (a_folder_with_an_unreadable_config, "unreadable"),
+    ],
+    ids=["non-empty-folder", "file", "unreadable-config"],
+)
+def test_check_config_refuses(tmp_path, make_path, message):
+    path = make_path(tmp_path)
     with pytest.raises(UsageError) as excinfo:
         run_folder.RunFolder(path).check_config(TextCNNConfig())
-    assert "is a file" in str(excinfo.value)
-
-
-def test_check_config_refuses_an_unreadable_config(tmp_path):
-    (tmp_path / run_folder.CONFIG).write_text("{not json")
-    with pytest.raises(UsageError, match="unreadable"):
-        run_folder.RunFolder(tmp_path).check_config(TextCNNConfig())
+    assert message in str(excinfo.value)
+    assert str(path) in str(excinfo.value)
 
 
 def test_finished_means_metrics_exist(tmp_path):
