@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import error_lines, run_module
+from conftest import FLOAT32, error_lines, run_module
 
 COMPRESS = "kerastrain.export.compress"
 
@@ -19,7 +19,7 @@ def finished_mlp_run(tmp_path_factory, digits_csv):
     run_dir = tmp_path_factory.mktemp("runs") / "mlp"
     result = run_module(
         "kerastrain.recipes.mlp", "--data", digits_csv, "--epochs", "5", "--hidden-units", "64",
-        "--verbose", "0", "--output-dir", run_dir,
+        "--verbose", "0", *FLOAT32, "--output-dir", run_dir,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return run_dir
