@@ -1,4 +1,4 @@
-"""Packaging: the metadata is in setup.cfg; this adds the presets of recipes/ as package data.
+"""Packaging: the metadata and package data are in setup.cfg; this maps recipes/ to a package.
 
 The presets' source stays the top-level `recipes/` folder; the wheel carries them
 as the package `kerastrain.presets`, so `--config NAME` finds them after any install.
@@ -9,5 +9,4 @@ from setuptools import find_packages, setup
 setup(
     packages=[*find_packages(include=["kerastrain", "kerastrain.*"]), "kerastrain.presets"],
     package_dir={"kerastrain.presets": "recipes"},
-    package_data={"kerastrain.presets": ["*.toml"]},
 )

@@ -11,6 +11,7 @@ This module imports neither TensorFlow nor pandas, so `--help` stays instant.
 import dataclasses
 import importlib.util
 import json
+import math
 import pathlib
 import tomllib
 import typing
@@ -27,7 +28,14 @@ TEXT_FEATURES = ("tfidf", "counts", "binary")
 
 # Fields that say where or how loudly to run, not what to train: two runs that
 # differ only in these are the same run, so they may resume each other.
-NOT_COMPARED_FIELDS = ("output_dir", "verbose", "evaluator_timeout")
+NOT_COMPARED_FIELDS = ("output_dir", "verbose", "evaluator_timeout", "cluster_timeout")
+
+# NumPy's and scikit-learn's random states take seeds from 0 to 2**32 - 1.
+LARGEST_SEED = 2**32 - 1
+# Upper limits of the sizes: far above any model that fits in memory, and low
+# enough that TensorFlow's int32 shapes and float32 weights never overflow.
+LARGEST_LAYER = 65536
+LARGEST_VOCABULARY = 10_000_000
 
 
 # The concerns that `--help` groups the flags by, in the order it lists them.
@@ -66,37 +74,56 @@ class TrainingConfig:
     text_column: str = field("text", "Column of the CSV that holds the text.", group="data")
     label_column: str = field("label", "Column of the CSV that holds the class label.", group="data")
     max_examples: int = field(
-        0, "Use at most this many examples (stratified sample); 0 uses all.", minimum=0, group="data")
+        0,
+        "Use at most this many examples (stratified sample); 0 uses all.",
+        minimum=0,
+        maximum=2**63 - 1,
+        group="data",
+    )
     validation_fraction: float = field(
         0.1, "Fraction of the data held out for validation.", minimum=0.01, maximum=0.5, group="data")
     test_fraction: float = field(
         0.2, "Fraction of the data held out for the final test.", minimum=0.01, maximum=0.5, group="data")
-    epochs: int = field(10, "Maximum number of passes over the training split.", minimum=1, group="training")
+    epochs: int = field(
+        10, "Maximum number of passes over the training split.", minimum=1, maximum=1_000_000, group="training")
     batch_size: int = field(
-        64, "Global batch size: the same under every strategy.", minimum=1, group="training")
+        64, "Global batch size: the same under every strategy.", minimum=1, maximum=1_000_000, group="training")
     accumulate_steps: int = field(
         1,
         "Average the gradients of this many micro-batches of --batch-size per optimizer "
         "update (effective batch: N x --batch-size).",
         minimum=1,
+        maximum=1000,
         group="training",
     )
     optimizer: str = field("adam", "Optimizer.", choices=OPTIMIZERS, group="training")
-    learning_rate: float = field(1e-3, "Initial learning rate.", minimum=1e-12, group="training")
+    learning_rate: float = field(1e-3, "Initial learning rate.", minimum=1e-12, maximum=10.0, group="training")
     momentum: float = field(
         0.9, "Momentum of the momentum and nesterov optimizers.", minimum=0.0, maximum=0.999999, group="training")
     schedule: str = field("constant", "Learning-rate schedule.", choices=SCHEDULES, group="training")
     decay_steps: int = field(
-        1000, "Steps over which the schedule decays once (cosine: to zero).", minimum=1, group="training")
+        1000,
+        "Steps over which the schedule decays once (cosine: to zero).",
+        minimum=1,
+        maximum=2**31 - 1,
+        group="training",
+    )
     decay_rate: float = field(
         0.5, "Factor of exponential, inverse-time and step decay.", minimum=0.0, maximum=1.0, group="training")
     clipnorm: float = field(
-        0.0, "Clip each gradient to this L2 norm; 0 disables clipping.", minimum=0.0, group="training")
+        0.0, "Clip each gradient to this L2 norm; 0 disables clipping.", minimum=0.0, maximum=1e9, group="training")
     early_stopping_patience: int = field(
-        3, "Epochs without validation-loss improvement before stopping; 0 disables.", minimum=0, group="training")
+        3,
+        "Epochs without validation-loss improvement before stopping; 0 disables.",
+        minimum=0,
+        maximum=1_000_000,
+        group="training",
+    )
     precision: str = field(
         "auto",
-        "Float policy; auto picks the fastest one this machine runs well.",
+        "Float policy; auto takes mixed_float16 on GPUs with tensor cores and, on a CPU with "
+        "bfloat16 units, mixed_bfloat16 only where a short preflight finds it at least 1.15x "
+        "faster and the recipe allows it, float32 otherwise.",
         choices=PRECISIONS,
         group="precision and speed",
     )
@@ -105,6 +132,7 @@ class TrainingConfig:
         0,
         "Split the CPU into this many logical devices (mirrored on a CPU-only machine).",
         minimum=0,
+        maximum=256,
         group="distribution",
     )
     local_cluster: str = field(
@@ -117,10 +145,16 @@ class TrainingConfig:
         3600.0,
         "In a TF_CONFIG job's evaluator task: seconds to wait for the chief's next epoch checkpoint.",
         minimum=1.0,
+        maximum=1e7,
         group="distribution",
     )
     steps_per_execution: int = field(
-        8, "Training steps run per call into TensorFlow's graph.", minimum=1, group="precision and speed")
+        8,
+        "Training steps run per call into TensorFlow's graph.",
+        minimum=1,
+        maximum=1_000_000,
+        group="precision and speed",
+    )
     jit_compile: bool = field(
         True,
         "Compile the training step with XLA where the strategy allows it (validation and "
@@ -128,7 +162,13 @@ class TrainingConfig:
         group="precision and speed",
     )
     tensorboard: bool = field(False, "Also write TensorBoard logs to OUTPUT_DIR/tensorboard.", group="output")
-    seed: int = field(0, "Seeds Python, NumPy and TensorFlow, and the data split.", minimum=0, group="training")
+    seed: int = field(
+        0,
+        "Seeds Python, NumPy and TensorFlow, and the data split.",
+        minimum=0,
+        maximum=LARGEST_SEED,
+        group="training",
+    )
     output_dir: str = field(
         "",
         "Folder of this run; rerunning with the same folder resumes it. Not given: "
@@ -136,6 +176,22 @@ class TrainingConfig:
         group="output",
     )
     verbose: int = field(1, "0: silent, 1: progress bar, 2: one line per epoch.", choices=(0, 1, 2), group="output")
+    gradient_checkpointing: bool = field(
+        False,
+        "Recompute each hidden block's (MLP) or convolution branch's (TextCNN) activations in "
+        "the backward pass instead of keeping them: less memory per step, about one more "
+        "forward pass of time.",
+        group="precision and speed",
+    )
+    cluster_timeout: float = field(
+        600.0,
+        "In a TF_CONFIG parameter-server job's chief: seconds to wait for the workers and parameter "
+        "servers to accept connections, at the start and whenever a parameter server becomes "
+        "unreachable, before exiting with status 138 so the job is retried.",
+        minimum=1.0,
+        maximum=1e7,
+        group="distribution",
+    )
 
     def validate(self):
         """Checks every value against its field's limits.
@@ -198,9 +254,15 @@ class TextCNNConfig(TrainingConfig):
         "sms (bundled), imdb, 20newsgroups (online).",
         group="data",
     )
-    max_tokens: int = field(20000, "Vocabulary size, most frequent words first.", minimum=2, group="data")
+    max_tokens: int = field(
+        20000, "Vocabulary size, most frequent words first.", minimum=2, maximum=LARGEST_VOCABULARY, group="data")
     sequence_length: int = field(
-        0, "Tokens kept per text; 0 picks the 95th percentile of the training texts.", minimum=0, group="data")
+        0,
+        "Tokens kept per text; 0 picks the 95th percentile of the training texts.",
+        minimum=0,
+        maximum=100_000,
+        group="data",
+    )
     lowercase: bool = field(True, "Lowercase the text before tokenizing.", group="data")
     length_buckets: bool = field(
         True,
@@ -208,20 +270,25 @@ class TextCNNConfig(TrainingConfig):
         "lengths; off pads every text to sequence_length.",
         group="precision and speed",
     )
-    embedding_dim: int = field(128, "Size of the word embeddings.", minimum=1, group="model")
-    filters: int = field(128, "Convolution filters per kernel size.", minimum=1, group="model")
-    kernel_sizes: tuple = field((3, 4, 5), "Comma-separated convolution widths.", group="model")
+    embedding_dim: int = field(
+        128, "Size of the word embeddings.", minimum=1, maximum=LARGEST_LAYER, group="model")
+    filters: int = field(
+        128, "Convolution filters per kernel size.", minimum=1, maximum=LARGEST_LAYER, group="model")
+    kernel_sizes: tuple = field(
+        (3, 4, 5), "Comma-separated convolution widths.", minimum=1, maximum=1000, group="model")
     dropout: float = field(0.5, "Dropout rate before the classifier.", minimum=0.0, maximum=0.95, group="model")
-    l2: float = field(0.0, "L2 penalty on the classifier weights.", minimum=0.0, group="model")
+    l2: float = field(0.0, "L2 penalty on the classifier weights.", minimum=0.0, maximum=10.0, group="model")
     ngram_features: int = field(
         20000,
         "Size of the word n-gram vocabulary of the linear bag-of-n-grams branch; 0 "
         "turns the branch off (plain TextCNN).",
         minimum=0,
+        maximum=LARGEST_VOCABULARY,
         group="model",
     )
     ngram_max: int = field(2, "Longest word n-gram of that branch.", minimum=1, maximum=5, group="model")
-    ngram_embedding_dim: int = field(32, "Size of that branch's n-gram embeddings.", minimum=1, group="model")
+    ngram_embedding_dim: int = field(
+        32, "Size of that branch's n-gram embeddings.", minimum=1, maximum=LARGEST_LAYER, group="model")
 
 
 @dataclasses.dataclass
@@ -235,26 +302,41 @@ class MLPConfig(TrainingConfig):
         "20newsgroups (online).",
         group="data",
     )
-    hidden_units: tuple = field((256, 128), "Comma-separated sizes of the hidden layers.", group="model")
+    hidden_units: tuple = field(
+        (256, 128), "Comma-separated sizes of the hidden layers.", minimum=1, maximum=LARGEST_LAYER, group="model")
     activation: str = field("relu", "Activation of the hidden layers.", choices=ACTIVATIONS, group="model")
     initializer: str = field(
         "he_normal", "Initializer of the hidden layers' weights.", choices=INITIALIZERS, group="model"
     )
     batch_normalization: bool = field(False, "Batch normalization after each hidden layer.", group="model")
     dropout: float = field(0.2, "Dropout rate after each hidden layer.", minimum=0.0, maximum=0.95, group="model")
-    l1: float = field(0.0, "L1 penalty on the hidden layers' weights.", minimum=0.0, group="model")
-    l2: float = field(0.0, "L2 penalty on the hidden layers' weights.", minimum=0.0, group="model")
+    l1: float = field(0.0, "L1 penalty on the hidden layers' weights.", minimum=0.0, maximum=10.0, group="model")
+    l2: float = field(0.0, "L2 penalty on the hidden layers' weights.", minimum=0.0, maximum=10.0, group="model")
     text_features: str = field(
         "tfidf", "Features of a text dataset: tfidf, counts or binary.", choices=TEXT_FEATURES, group="data"
     )
-    max_features: int = field(5000, "Vocabulary size of text features.", minimum=2, group="data")
+    max_features: int = field(
+        5000, "Vocabulary size of text features.", minimum=2, maximum=LARGEST_VOCABULARY, group="data")
     ngram_max: int = field(1, "Longest word n-gram of text features.", minimum=1, maximum=5, group="data")
 
 
 def check_value(item, value):
-    """Checks one config value against its field's type, choices and limits."""
+    """Checks one config value against its field's type, choices and limits.
+
+    Floats must be finite (a comparison with NaN is always false, so NaN would
+    pass every limit), and every number must lie within the field's `minimum`
+    and `maximum`; for a comma list of integers, each part must.
+
+    Args:
+        item: the `dataclasses.Field` of the value.
+        value: the value, as a preset or a flag gives it.
+
+    Raises:
+        UsageError: naming the flag, what was expected and what was received.
+    """
     flag = "--" + item.name.replace("_", "-")
     metadata = item.metadata
+    minimum, maximum = metadata.get("minimum"), metadata.get("maximum")
     expected_type = field_type(item)
     if expected_type is tuple:
         if (
@@ -266,20 +348,31 @@ def check_value(item, value):
                 f"Expected {flag} to be positive integers separated by commas, like 3,4,5. "
                 f"Received: {item.name}={value!r}"
             )
+        for part in value:
+            if maximum is not None and part > maximum:
+                raise UsageError(
+                    f"Expected each part of {flag} <= {maximum}. Received: {item.name}={value!r}"
+                )
         return
     if expected_type is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise UsageError(f"Expected {flag} to be a finite number. Received: {item.name}={value!r}") from None
     if not isinstance(value, expected_type) or (expected_type is int and isinstance(value, bool)):
         raise UsageError(
             f"Expected {flag} to be of type {expected_type.__name__}. "
             f"Received: {item.name}={value!r}"
+        )
+    if expected_type is float and not math.isfinite(value):
+        raise UsageError(
+            f"Expected {flag} to be a finite number. Received: {item.name}={value!r}"
         )
     if metadata.get("choices") is not None and value not in metadata["choices"]:
         choices = ", ".join(str(choice) for choice in metadata["choices"])
         raise UsageError(
             f"Expected {flag} to be one of: {choices}. Received: {item.name}={value!r}"
         )
-    minimum, maximum = metadata.get("minimum"), metadata.get("maximum")
     if minimum is not None and value < minimum:
         raise UsageError(f"Expected {flag} >= {minimum}. Received: {item.name}={value!r}")
     if maximum is not None and value > maximum:
@@ -385,6 +478,8 @@ def read_preset(path, config_class):
         raise UsageError(f"--config {path} is not UTF-8 text. Save the preset as UTF-8.") from None
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"--config {path} is not valid TOML ({error}). Fix the file.") from None
+    except ValueError:  # Python refuses to read an integer of more than 4,300 digits
+        raise UsageError(f"--config {path} has a number too long to read. Fix the value in the file.") from None
     recipe = values.pop("recipe", None)
     expected_recipe = config_class.__name__.removesuffix("Config").lower()
     if recipe is not None and recipe != expected_recipe:

@@ -24,7 +24,7 @@ import tempfile
 
 import numpy as np
 
-from kerastrain import run_folder
+from kerastrain import files, run_folder
 from kerastrain.data import splits
 from kerastrain.distribute import cluster
 
@@ -40,6 +40,9 @@ class PreparedData:
         train_labels: class ids of the training split.
         validation_labels: class ids of the validation split.
         test_labels: class ids of the test split.
+        train_batch_size: the batch size to train with, when it differs from
+            `config.batch_size` (see `splits.training_batch_size`); `None`
+            trains with `config.batch_size`.
     """
 
     examples: object
@@ -48,6 +51,7 @@ class PreparedData:
     train_labels: np.ndarray
     validation_labels: np.ndarray
     test_labels: np.ndarray
+    train_batch_size: int = None
 
 
 def load_data(recipe, config, examples=None):
@@ -104,19 +108,25 @@ def train(recipe, config, examples=None):
     # Setup: everything that can be checked without TensorFlow comes first, so
     # that bad input is reported at once and leaves nothing behind.
     config.validate()
-    if cluster.serve_if_server_task(config.strategy, config.local_cluster):
+    cluster.check_cluster_settings(config)  # a bad --local-cluster or TF_CONFIG, before TensorFlow starts
+    if cluster.serve_if_server_task(config.strategy, config.local_cluster, config.cluster_timeout):
         return None  # a worker or ps task of a parameter-server job serves until stopped
     config = with_output_dir(recipe, config, examples)
     if cluster.is_evaluator_task(config.strategy, config.local_cluster):
         evaluate_chief_checkpoints(recipe, config, examples)
         return None
     writes_outputs = cluster.writes_outputs(config.strategy, config.local_cluster)
-    if not writes_outputs:  # a non-chief worker of multi-worker mirrored: it saves what the chief saves, then drops it
+    if writes_outputs:
+        files.check_writable_folder(config.output_dir, "--output-dir")
+    else:  # a non-chief worker of multi-worker mirrored: it saves what the chief saves, then drops it
         config = dataclasses.replace(config, output_dir=tempfile.mkdtemp(prefix="kerastrain-worker-"), verbose=2)
 
     # Load data: a stratified, seeded train/validation/test split. The run
     # folder is checked against the data before anything is written into it.
     data = load_data(recipe, config, examples)
+    data.train_batch_size = splits.training_batch_size(
+        config.batch_size, config.accumulate_steps, len(data.split.train), data.examples.source
+    )
     run = run_folder.RunFolder(config.output_dir)
     data_record = run_folder.describe_data(data.examples)
     run.check_resumable(recipe.name, config, data_record)
@@ -134,18 +144,28 @@ def train(recipe, config, examples=None):
     from kerastrain import baseline, precision, report, training
     from kerastrain.distribute import strategies
 
-    strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
-    policy = precision.apply_precision(config.precision, config.strategy)
+    strategy = strategies.build_strategy(
+        config.strategy, config.cpu_devices, config.local_cluster, config.cluster_timeout
+    )
     jit_compile = config.jit_compile and strategies.supports_jit_compile(strategy)
+    # --precision auto may first time a few training steps per policy (outside the
+    # strategy's scope); seeding comes after, so the run's weights do not depend on it.
+    choice = precision.choose_for_run(
+        recipe, config, preprocessor, data.split.train, data.train_labels, len(data.class_names), jit_compile,
+        run.file(run_folder.CONFIG),
+    )  # fmt: skip
+    policy = precision.apply_choice(choice)
     training.seed_everything(config.seed)
     environment = training.describe_environment(strategy, config.strategy, policy, jit_compile)
+    environment["precision_choice"] = choice.to_dict()
     run.create(recipe.name, config, environment, data_record, preprocessor, data.class_names)
     print(
         f"kerastrain: {recipe.name} on {data.examples.source}: {len(data.split.train):,} train, "
         f"{len(data.split.validation):,} validation, {len(data.split.test):,} test examples; "
         f"{len(data.class_names)} classes; {preprocessor.describe()}; {policy} on "
         f"{training.describe_devices(environment)}; "
-        f"{'resuming' if run.exists(run_folder.HISTORY) else 'run folder'} {run.path}",
+        + (f"{choice.reason}; " if config.precision == "auto" else "")
+        + f"{'resuming' if run.exists(run_folder.HISTORY) else 'run folder'} {run.path}",
         flush=True,
     )
     inputs = training_inputs(recipe, config, strategy, preprocessor, data)
@@ -198,7 +218,7 @@ def training_inputs(recipe, config, strategy, preprocessor, data):
         strategy,
         train=(train_inputs, data.train_labels),
         validation=(preprocessor.model_inputs(data.split.validation.inputs), data.validation_labels),
-        batch_size=config.batch_size,
+        batch_size=data.train_batch_size or config.batch_size,
         seed=config.seed,
         accumulate_steps=config.accumulate_steps,
         length_buckets=recipe.training_length_buckets(config, train_inputs),

@@ -7,7 +7,6 @@ or other data, there is refused rather than mixed in; nothing in a folder is
 deleted.
 """
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -98,7 +97,7 @@ def default_path(recipe_name, config, data_fingerprint=None):
     """
     from kerastrain import data as data_lib
 
-    defaults = dataclasses.asdict(type(config)())
+    defaults = type(config)().compared_items()
     wanted = config.compared_items()
     differing = {name: value for name, value in wanted.items() if name != "data" and value != defaults.get(name)}
     is_named_dataset = config.data in data_lib.TEXT_DATASETS or config.data in data_lib.NUMERIC_DATASETS
@@ -261,13 +260,13 @@ class RunFolder:
             ) from None
 
     def create(self, recipe_name, config, environment, data_record, preprocessor, class_names):
-        """Creates the folder, or completes it on resume, before training starts.
+        """Creates the folder and writes what a run starts with, once.
 
         Writes `config.json` (the recipe, the resolved config, the data's and
-        the preprocessor's fingerprints and the environment) once, then
+        the preprocessor's fingerprints and the environment), then
         `preprocessor.joblib` and `classes.json`, which a job's evaluator task
-        reads while the chief trains. A preprocessor already in the folder is
-        kept.
+        reads while the chief trains. A resumed run's files are left as they
+        are.
 
         Args:
             recipe_name: the recipe's name.
@@ -279,23 +278,20 @@ class RunFolder:
         """
         os.makedirs(os.path.dirname(self.file(BEST_WEIGHTS)), exist_ok=True)
         stored = self.stored_config()
-        temporary = None
-        if not self.exists(PREPROCESSOR):
-            temporary = self.file(PREPROCESSOR + ".tmp")
-            joblib.dump(preprocessor, temporary)
-        preprocessor_file = temporary or self.file(PREPROCESSOR)
-        record = {
+        if stored is not None and self.exists(PREPROCESSOR):
+            return  # a resumed run: its config.json and preprocessor stay as they are
+        temporary = self.file(PREPROCESSOR + ".tmp")
+        joblib.dump(preprocessor, temporary)
+        record = stored or {
             "recipe": recipe_name,
             "config": config.to_dict(),
             "data": data_record,
-            "preprocessor": {"fingerprint": file_digest(preprocessor_file), "description": preprocessor.describe()},
             "environment": environment or {},
         }
-        if stored is not None:  # resumed: the first environment stays, the preprocessor is the folder's
-            record.update({"environment": stored.get("environment", record["environment"])})
+        # A run stopped between its config.json and its preprocessor gets the new one's fingerprint.
+        record["preprocessor"] = {"fingerprint": file_digest(temporary), "description": preprocessor.describe()}
         self.write_json(CONFIG, record)
-        if temporary is not None:
-            os.replace(temporary, self.file(PREPROCESSOR))
+        os.replace(temporary, self.file(PREPROCESSOR))
         self.write_json(CLASSES, list(class_names))
 
     def load_preprocessor(self):

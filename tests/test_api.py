@@ -79,10 +79,10 @@ def test_train_on_arrays_and_on_a_config(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)  # the default run folder goes under runs/
     digits = datasets.load_digits()
-    config = kerastrain.MLPConfig(epochs=2, verbose=0, hidden_units=(32,))
+    config = kerastrain.MLPConfig(epochs=5, verbose=0, hidden_units=(64,))
     run = kerastrain.train(config, data=(digits.data, digits.target))
     assert run.path.startswith("runs/mlp-arrays-")
-    assert run.metrics["test"]["accuracy"] > 0.5  # 10 classes
+    assert run.metrics["test"]["accuracy"] > 0.7  # 10 classes: chance is 0.1
     assert set(run.predictor().predict(digits.data[:20])) <= {str(digit) for digit in range(10)}
     texts = ["good movie"] * 10 + ["bad movie"] * 10
     text_run = kerastrain.train("mlp", data=(texts, ["pos"] * 10 + ["neg"] * 10), epochs=1, verbose=0)

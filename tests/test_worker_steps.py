@@ -108,7 +108,7 @@ def test_counted_steps_are_differences_of_counts_and_an_unread_worker_is_left_bl
     assert steps[0].tolist() == [6, 5, 4, 5]
     # Unknown rather than wrong: not read after epoch 1, and after epoch 2 it could have restarted.
     assert steps[1].iloc[0] == 4 and steps[1].iloc[1:3].isna().all() and steps[1].iloc[3] == 4
-    first = workers[workers["epoch"] == 0]
+    first = workers[workers["epoch"] == 1]  # epochs count from 1
     assert first["examples"].tolist() == [96, 64] and first["examples_per_second"].tolist() == [96, 64]
 
 
@@ -127,10 +127,10 @@ def test_a_resumed_run_keeps_one_row_per_epoch_and_worker(tmp_path):
     run = run_folder.RunFolder(tmp_path)
     (tmp_path / run_folder.WORKERS).write_text(
         "epoch,worker,steps,examples,examples_per_second,source\n"
-        "0,0,3,3,1.0,counted\n0,1,2,2,1.0,counted\n1,0,1,1,1.0,counted\n1,0,4,4,2.0,counted\n"
+        "1,0,3,3,1.0,counted\n1,1,2,2,1.0,counted\n2,0,1,1,1.0,counted\n2,0,4,4,2.0,counted\n"
     )
     workers = run.read_workers()
-    assert list(zip(workers["epoch"], workers["worker"], workers["steps"])) == [(0, 0, 3), (0, 1, 2), (1, 0, 4)]
+    assert list(zip(workers["epoch"], workers["worker"], workers["steps"])) == [(1, 0, 3), (1, 1, 2), (2, 0, 4)]
     assert run_folder.RunFolder(tmp_path / "none").read_workers().empty
 
 

@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from kerastrain import cli, run_folder
+from kerastrain import cli, files, run_folder
 from kerastrain.export import litert
 from kerastrain.errors import UsageError
 
@@ -179,7 +179,7 @@ def main(argv=None, prog="kerastrain compress"):
     """`kerastrain compress RUN_DIR [--method METHOD]`."""
     methods = "\n".join(f"  {name}: {description}" for name, description in litert.METHODS.items())
     parser = cli.OneLineErrorParser(
-        prog="python -m kerastrain.export.compress",
+        prog=prog,
         description="Quantize a finished run's model after training and compare size and test accuracy.",
         epilog=f"methods:\n{methods}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -191,6 +191,7 @@ def main(argv=None, prog="kerastrain compress"):
     parser.add_argument("--debug", action="store_true", help="Show the full traceback of an error.")
     arguments = parser.parse_args(argv)
     run = check_run(arguments.run_dir)
+    files.check_writable_folder(run.file(COMPRESSED_FOLDER), "RUN_DIR")  # before minutes of quantizing
     litert.require_interpreter()
     report = compress_run(run, arguments.method)
     print(format_table(report))

@@ -3,6 +3,7 @@
 import numpy as np
 
 from kerastrain.backend import keras
+from kerastrain.models.checkpointing import RecomputedBlock
 from kerastrain.models.layers import WeightedBag
 
 
@@ -19,6 +20,7 @@ def build_textcnn(
     ngram_sequence_length=0,
     ngram_embedding_dim=32,
     ngram_weights=None,
+    gradient_checkpointing=False,
 ):
     """Builds a TextCNN classifier with the Functional API.
 
@@ -52,6 +54,9 @@ def build_textcnn(
         ngram_weights: fixed weight of each n-gram id, such as its IDF; id 0 is
             padding and gets weight 0 whatever is given. `None` weighs every
             n-gram 1 (a plain normalized bag). Defaults to `None`.
+        gradient_checkpointing: make each convolution branch (convolution and
+            max-pooling) a `RecomputedBlock`, whose activations are recomputed
+            in the backward pass instead of kept. Defaults to `False`.
 
     Returns:
         An uncompiled `keras.Model` with inputs named `"tokens"` (and `"ngrams"`)
@@ -76,10 +81,14 @@ def build_textcnn(
     embedded = layers.Embedding(vocabulary_size, embedding_dim, name="embedding")(tokens)
     pooled = []
     for kernel_size in kernel_sizes:
-        convolved = layers.Conv1D(
-            filters, kernel_size, activation="relu", name=f"conv_{kernel_size}"
-        )(embedded)
-        pooled.append(layers.GlobalMaxPooling1D(name=f"max_pool_{kernel_size}")(convolved))
+        branch = [
+            layers.Conv1D(filters, kernel_size, activation="relu", name=f"conv_{kernel_size}"),
+            layers.GlobalMaxPooling1D(name=f"max_pool_{kernel_size}"),
+        ]
+        if gradient_checkpointing:
+            pooled.append(RecomputedBlock(branch, name=f"branch_{kernel_size}")(embedded))
+        else:
+            pooled.append(branch[1](branch[0](embedded)))
     features = pooled[0] if len(pooled) == 1 else layers.Concatenate(name="pooled")(pooled)
     features = layers.Dropout(dropout, name="dropout")(features)
     inputs = [tokens]

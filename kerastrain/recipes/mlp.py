@@ -61,6 +61,7 @@ def build_model(config, preprocessor, num_classes):
         dropout=config.dropout,
         l1=config.l1,
         l2=config.l2,
+        gradient_checkpointing=config.gradient_checkpointing,
     )
 
 
@@ -72,6 +73,10 @@ RECIPE = Recipe(
     fit_preprocessor=fit_preprocessor,
     build_model=build_model,
     takes_numeric_features=True,
+    # On an Intel Xeon with AMX the MLP lost about 0.8 points of test accuracy on
+    # 28x28 images in mixed_bfloat16 (two seeds, both lower), at no gain in speed:
+    # --precision auto keeps it in float32 (an explicit mixed_bfloat16 still applies).
+    reduced_precision_on_cpu=False,
 )
 
 

@@ -98,6 +98,7 @@ def build_model(config, features, num_classes):
         ngram_vocabulary_size=ngrams.vocabulary_size if ngrams else 0,
         ngram_embedding_dim=config.ngram_embedding_dim,
         ngram_weights=ngrams.idf_ if ngrams else None,
+        gradient_checkpointing=config.gradient_checkpointing,
     )
 
 
@@ -109,6 +110,9 @@ RECIPE = Recipe(
     fit_preprocessor=fit_preprocessor,
     build_model=build_model,
     length_buckets=length_buckets,
+    # On an Intel Xeon with AMX the TextCNN reached the same test accuracy in
+    # mixed_bfloat16 as in float32: --precision auto measures whether it is faster.
+    reduced_precision_on_cpu=True,
 )
 
 

@@ -29,6 +29,7 @@ KerasTuner.
 
 import dataclasses
 import importlib
+import math
 
 from kerastrain import config as config_lib
 from kerastrain.errors import UsageError
@@ -225,8 +226,8 @@ def parse_range(item, kind, table, where):
             )
     if not minimum < maximum:
         raise UsageError(f"{where}: expected min < max. Received: min={minimum!r}, max={maximum!r}")
-    if step is not None and step <= 0:
-        raise UsageError(f"{where}: expected step > 0. Received: step={step!r}")
+    if step is not None and not (math.isfinite(step) and step > 0):  # NaN fails every comparison
+        raise UsageError(f"{where}: expected a finite step > 0. Received: step={step!r}")
     if sampling not in SAMPLINGS:
         raise UsageError(
             f"{where}: expected sampling to be one of {', '.join(SAMPLINGS)}. Received: sampling={sampling!r}"

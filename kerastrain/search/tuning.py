@@ -31,11 +31,11 @@ import os
 import statistics
 
 from kerastrain.backend import keras, tf  # before KerasTuner: it imports TensorFlow
-from kerastrain import accumulation, optimizers, precision, run_folder, tf_data, training
-from kerastrain.search import search_space
-from kerastrain.distribute import strategies
+from kerastrain import pipeline, precision, run_folder, training
 from kerastrain.data import splits
+from kerastrain.distribute import strategies
 from kerastrain.errors import UsageError
+from kerastrain.search import search_space
 
 import keras_tuner  # noqa: E402  (after kerastrain.backend, see above)
 from keras_tuner.engine import base_tuner  # noqa: E402
@@ -203,6 +203,9 @@ def search(recipe, config, space):
     project_dir = os.path.join(config.output_dir, PROJECT)
     check_search_folder(config, space, project_dir)
     data = pipeline.load_data(recipe, config)
+    data.train_batch_size = splits.training_batch_size(
+        config.batch_size, config.accumulate_steps, len(data.split.train), data.examples.source
+    )
 
     strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
     policy = precision.apply_precision(config.precision, config.strategy)
