@@ -56,11 +56,6 @@ def test_check_config_of_another_recipe_refuses(tmp_path):
         run.check_config(MLPConfig())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="RunFolder.create writes config.json again on resume, with the config it is given; its docstring "
-    "says it writes it once",
-)
 def test_create_does_not_overwrite_the_stored_config(tmp_path):
     run = run_folder.RunFolder(tmp_path)
     create(run, TextCNNConfig(epochs=2))
