@@ -299,7 +299,7 @@ def test_parameter_server_workers_each_apply_their_accumulated_steps(tmp_path):
 
 MULTI_WORKER_SCRIPT = """
 from kerastrain.backend import tf
-from kerastrain import tf_data
+from kerastrain.distribute.inputs import make_training_inputs
 from kerastrain.errors import UsageError
 import numpy as np
 import pandas as pd
