@@ -13,8 +13,12 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+# Runs that are not about precision train in float32: --precision auto picks
+# mixed_bfloat16 on CPUs with bfloat16 units, and their accuracy and their
+# predictions' last digits then depend on the machine.
+FLOAT32 = ["--precision", "float32"]
 # A TextCNN small enough to train in seconds: tests check behaviour, not accuracy.
-TINY_TEXTCNN = ["--embedding-dim", "16", "--filters", "8", "--ngram-features", "1000"]
+TINY_TEXTCNN = ["--embedding-dim", "16", "--filters", "8", "--ngram-features", "1000", *FLOAT32]
 
 
 def environment_without_tf_config(**extra):
@@ -103,8 +107,49 @@ def finished_textcnn_run(tmp_path_factory, sms_sample_csv):
     arguments = [
         "--data", sms_sample_csv, "--epochs", "3", "--embedding-dim", "16", "--filters", "8",
         "--ngram-features", "2000", "--learning-rate", "0.01", "--batch-size", "32", "--verbose", "0",
-        "--output-dir", run_dir,
+        *FLOAT32, "--output-dir", run_dir,
     ]  # fmt: skip
     result = run_module("kerastrain.recipes.textcnn", *arguments)
     assert result.returncode == 0, result.stderr
     return run_dir, arguments
+
+
+# A history.csv of three epochs, as `EpochLog` writes it.
+HISTORY_ROWS = {
+    "epoch": [1, 2, 3],
+    "accuracy": [0.5, 0.7, 0.8],
+    "loss": [1.0, 0.6, 0.4],
+    "val_accuracy": [0.5, 0.6, 0.7],
+    "val_loss": [1.1, 0.8, 0.7],
+}
+
+
+@pytest.fixture(autouse=True)
+def default_policy_after_each_test():
+    """Keras' global float policy back to float32 after every test that imported Keras.
+
+    A run in this process with `precision="auto"` sets `mixed_bfloat16` on a CPU
+    with bfloat16 units; without this, the tests after it would build their
+    models in bfloat16 on such machines only.
+    """
+    yield
+    if "tf_keras" in sys.modules:
+        sys.modules["tf_keras"].mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture
+def float32_policy():
+    """The float32 policy during the test, and after it."""
+    from kerastrain.backend import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture
+def tiny_model(float32_policy):
+    """An uncompiled MLP of 3 features, one hidden layer of 4 units and 2 classes."""
+    from kerastrain.models import build_mlp
+
+    return build_mlp(3, 2, hidden_units=(4,))

@@ -107,6 +107,7 @@ def largest_difference(first, second):
     return max(float(np.abs(a - b).max()) for a, b in zip(first.get_weights(), second.get_weights()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "strategy_name, optimizer, jit_compile, steps_per_execution",
     [
@@ -132,6 +133,7 @@ def test_accumulated_micro_batches_update_like_one_large_batch(strategy_name, op
     assert int(accumulated.optimizer.iterations.numpy()) == int(large_batch.optimizer.iterations.numpy()) == 8
 
 
+@pytest.mark.slow
 def test_the_comparison_tells_accumulation_from_small_steps():
     strategy = tf.distribute.get_strategy()
     inputs, labels = random_data()
@@ -140,6 +142,7 @@ def test_the_comparison_tells_accumulation_from_small_steps():
     assert largest_difference(accumulated, small_steps) > 1e-3
 
 
+@pytest.mark.slow
 def test_sparse_embedding_gradients_accumulate_like_one_large_batch():
     strategy = tf.distribute.get_strategy()
     generator = np.random.default_rng(0)
@@ -150,6 +153,7 @@ def test_sparse_embedding_gradients_accumulate_like_one_large_batch():
     assert largest_difference(accumulated, large_batch) < 1e-6
 
 
+@pytest.mark.slow
 def test_mirrored_accumulation_on_two_logical_cpus_equals_a_large_batch():
     outcome = json.loads(run_script(EQUIVALENCE_SCRIPT, "mirrored", "2"))
     # Each replica accumulates its half of every micro-batch; the optimizer sums
@@ -173,6 +177,7 @@ class StopAfterEpoch(keras.callbacks.Callback):
             raise RuntimeError("interrupted")
 
 
+@pytest.mark.slow
 def test_an_interrupted_accumulating_run_resumes_to_the_same_weights(tmp_path):
     inputs, labels = random_data()
     dataset = tf.data.Dataset.from_tensor_slices((inputs, labels)).batch(16)
@@ -197,6 +202,7 @@ def test_an_interrupted_accumulating_run_resumes_to_the_same_weights(tmp_path):
     assert largest_difference(resumed, uninterrupted) < 1e-6
 
 
+@pytest.mark.slow
 def test_mixed_float16_unscales_each_micro_batch_and_applies_once():
     inputs, labels = random_data()
     strategy = tf.distribute.get_strategy()
@@ -252,6 +258,7 @@ def test_accumulate_steps_below_one_is_refused_by_the_model():
         accumulation.GradientAccumulationModel(model.inputs, model.outputs, accumulate_steps=0)
 
 
+@pytest.mark.slow
 def test_mlp_recipe_with_accumulate_steps_end_to_end(tmp_path):
     run_dir = tmp_path / "accumulated"
     result = run_module(
@@ -274,6 +281,7 @@ def test_mlp_recipe_with_accumulate_steps_end_to_end(tmp_path):
     assert len(predictor.predict(np.zeros((3, 64), np.float32))) == 3
 
 
+@pytest.mark.slow
 def test_parameter_server_workers_each_apply_their_accumulated_steps(tmp_path):
     run_dir = tmp_path / "parameter_server"
     result = run_module(
@@ -291,7 +299,7 @@ def test_parameter_server_workers_each_apply_their_accumulated_steps(tmp_path):
 
 MULTI_WORKER_SCRIPT = """
 from kerastrain.backend import tf
-from kerastrain import tf_data
+from kerastrain.distribute.inputs import make_training_inputs
 from kerastrain.errors import UsageError
 import numpy as np
 import pandas as pd
@@ -305,6 +313,7 @@ except UsageError as error:
 """
 
 
+@pytest.mark.slow
 def test_multi_worker_steps_larger_than_the_data_are_refused():
     # 50 examples: one whole step of 3 x 16 = 48 (the partial step left out), none of 4 x 16 = 64.
     assert run_script(MULTI_WORKER_SCRIPT, timeout=120) == (

@@ -4,11 +4,17 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from kerastrain import backend
 
 # The allocator is chosen when TensorFlow first places a tensor on the CPU, so
-# each setting is probed in a fresh process. Only the BFC allocator keeps
-# statistics: memory info for the CPU answers under it and raises otherwise.
+# each setting is probed in a fresh process. TensorFlow logs its choice of the
+# BFC allocator (with TF_CPP_VMODULE=process_state=2); memory info for the CPU
+# answers under it. Without it, memory info is no signal: oneDNN's own CPU
+# allocator, TensorFlow's default on CPUs with VNNI or AMX units, keeps
+# statistics too. Both oneDNN settings are probed, so the tests mean the same on
+# every CPU.
 PROBE = """
 import os
 from kerastrain.backend import keras, tf
@@ -31,12 +37,26 @@ def probe(**environment):
     return result.stdout.split(), result.stderr
 
 
-def test_cpu_tensors_use_tensorflows_bfc_allocator():
-    assert probe()[0] == ["bfc", "true", "1", "tf_keras"]
+BFC_CHOSEN = "Using BFCAllocator with memory limit"
+LOG_THE_ALLOCATOR = {"TF_CPP_MIN_LOG_LEVEL": "0", "TF_CPP_VMODULE": "process_state=2"}
 
 
-def test_the_bfc_allocator_can_be_turned_off():
-    assert probe(TF_CPU_ALLOCATOR_USE_BFC="false")[0] == ["malloc", "false", "1", "tf_keras"]
+@pytest.mark.slow
+@pytest.mark.parametrize("onednn", ["0", "1"], ids=["without-onednn", "with-onednn"])
+def test_cpu_tensors_use_tensorflows_bfc_allocator(onednn):
+    output, stderr = probe(TF_ENABLE_ONEDNN_OPTS=onednn, **LOG_THE_ALLOCATOR)
+    assert output == ["bfc", "true", "1", "tf_keras"]
+    assert BFC_CHOSEN in stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("onednn", ["0", "1"], ids=["without-onednn", "with-onednn"])
+def test_the_bfc_allocator_can_be_turned_off(onednn):
+    output, stderr = probe(TF_CPU_ALLOCATOR_USE_BFC="false", TF_ENABLE_ONEDNN_OPTS=onednn, **LOG_THE_ALLOCATOR)
+    assert output[1:] == ["false", "1", "tf_keras"]
+    assert BFC_CHOSEN not in stderr
+    if onednn == "0":  # TensorFlow's default allocator: malloc, without statistics
+        assert output[0] == "malloc"
 
 
 def test_importing_kerastrain_sets_the_environment_without_importing_tensorflow():
@@ -45,6 +65,7 @@ def test_importing_kerastrain_sets_the_environment_without_importing_tensorflow(
     assert result.stdout.split() == ["1", "False"], result.stderr
 
 
+@pytest.mark.slow
 def test_tensorflow_start_up_prints_no_known_noise():
     _, stderr = probe()
     noise = [line for line in stderr.splitlines() if backend.is_start_up_noise(line)]

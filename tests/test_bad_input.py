@@ -243,6 +243,7 @@ def fill(values, workspace):
     return [str(value).replace("{w}", str(workspace)) for value in values]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_is_refused_in_one_line_changing_nothing(case, workspace, tmp_path):
     command, arguments, fragments = CASES[case]

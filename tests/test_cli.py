@@ -74,6 +74,7 @@ BAD_INPUTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_gets_one_line_and_exit_status_2(case, tmp_path, sms_sample_csv):
     arguments, expected = BAD_INPUTS[case]
@@ -107,12 +108,14 @@ def test_bad_input_gets_one_line_and_exit_status_2(case, tmp_path, sms_sample_cs
     assert not output.exists(), "a failed run must not leave a folder behind"
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(tmp_path):
     result = run_module(TEXTCNN, "--data", tmp_path / "missing.csv", "--debug")
     assert result.returncode != 0
     assert "Traceback" in result.stderr and "UsageError" in result.stderr
 
 
+@pytest.mark.slow
 def test_mlp_rejects_a_non_numeric_table_without_text_column(tmp_path):
     path = tmp_path / "mixed.csv"
     path.write_text("colour,size,label\nred,1,a\nblue,2,b\nred,3,a\nblue,4,b\n")
@@ -133,6 +136,7 @@ def folder_digest(path):
     return digest.hexdigest()
 
 
+@pytest.mark.slow
 def test_a_finished_run_is_neither_retrained_nor_overwritten(finished_textcnn_run):
     run_dir, arguments = finished_textcnn_run
     before = folder_digest(run_dir)
@@ -147,6 +151,7 @@ def test_a_finished_run_is_neither_retrained_nor_overwritten(finished_textcnn_ru
     assert folder_digest(run_dir) == before
 
 
+@pytest.mark.slow
 def test_predict_classifies_raw_text_and_csv(finished_textcnn_run, sms_sample_csv, tmp_path):
     run_dir, _ = finished_textcnn_run
     result = run_module("kerastrain.export.predict", run_dir, "--text", "hello", "--text", "call now")
@@ -161,6 +166,7 @@ def test_predict_classifies_raw_text_and_csv(finished_textcnn_run, sms_sample_cs
     assert (predictions["prediction"] == predictions["label"]).mean() > 0.9
 
 
+@pytest.mark.slow
 def test_predict_rejects_a_folder_without_a_finished_run(tmp_path):
     result = run_module("kerastrain.export.predict", tmp_path, "--text", "hello")
     assert result.returncode == 2
@@ -168,6 +174,7 @@ def test_predict_rejects_a_folder_without_a_finished_run(tmp_path):
     assert "holds no finished run (model.keras is missing)" in line
 
 
+@pytest.mark.slow
 def test_predict_names_its_own_flag_for_a_missing_csv(finished_textcnn_run, tmp_path):
     run_dir, _ = finished_textcnn_run
     result = run_module("kerastrain.export.predict", run_dir, "--csv", tmp_path / "absent.csv")

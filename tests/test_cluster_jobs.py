@@ -17,6 +17,8 @@ from conftest import REPO, TINY_TEXTCNN, environment_without_tf_config, error_li
 from kerastrain.distribute.cluster import free_port
 from kerastrain.run_folder import RunFolder
 
+pytestmark = pytest.mark.slow
+
 
 def test_launcher_runs_a_parameter_server_job_with_a_sidecar_evaluator(tmp_path, sms_sample_csv):
     run_dir = tmp_path / "job"

@@ -74,6 +74,7 @@ def test_presets_are_listed_and_found_by_name_from_any_folder(tmp_path):
     assert sorted(names) == sorted(bundled)
 
 
+@pytest.mark.slow
 def test_the_wheel_carries_the_presets_and_the_bundled_data(tmp_path):
     """The package as `pip install .` installs it, imported from outside the source tree."""
     # A copy of the tracked files, as a clean clone has them (no build/ left from earlier builds).

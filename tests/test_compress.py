@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import error_lines, run_module
+from conftest import FLOAT32, error_lines, run_module
 
 COMPRESS = "kerastrain.export.compress"
 
@@ -19,7 +19,7 @@ def finished_mlp_run(tmp_path_factory, digits_csv):
     run_dir = tmp_path_factory.mktemp("runs") / "mlp"
     result = run_module(
         "kerastrain.recipes.mlp", "--data", digits_csv, "--epochs", "5", "--hidden-units", "64",
-        "--verbose", "0", "--output-dir", run_dir,
+        "--verbose", "0", *FLOAT32, "--output-dir", run_dir,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return run_dir
@@ -82,6 +82,7 @@ def check_compressed(run_dir, method, in_process=False):
     return report
 
 
+@pytest.mark.slow
 def test_compress_textcnn_to_int8_weights(finished_textcnn_run):
     run_dir, _ = finished_textcnn_run
     report = check_compressed(run_dir, "dynamic_int8")
@@ -89,6 +90,7 @@ def test_compress_textcnn_to_int8_weights(finished_textcnn_run):
     assert report["compressed"]["dynamic_int8"]["file_bytes"] < report["original"]["weights_bytes"] / 2
 
 
+@pytest.mark.slow
 def test_compress_mlp_keeps_every_method_in_the_report(finished_mlp_run):
     check_compressed(finished_mlp_run, "float16")
     report = check_compressed(finished_mlp_run, "dynamic_int8", in_process=True)
@@ -97,6 +99,7 @@ def test_compress_mlp_keeps_every_method_in_the_report(finished_mlp_run):
     assert sizes["dynamic_int8"] < sizes["float16"] < report["original"]["weights_bytes"]
 
 
+@pytest.mark.slow
 def test_compressed_model_predicts_like_the_original(finished_mlp_run):
     from kerastrain.export import litert
     from kerastrain.export.predict import Predictor
@@ -131,6 +134,7 @@ def test_help_answers_without_importing_tensorflow():
     assert probe.stdout.strip().splitlines()[-1] == "False"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case, expected",
     [

@@ -31,6 +31,7 @@ def chief_run(tmp_path):
     return run, tf_data.make_dataset(inputs, labels, 16), history.history
 
 
+@pytest.mark.slow
 def test_each_epoch_checkpoint_is_evaluated_once_and_matches_the_chiefs_validation(chief_run):
     run, dataset, chief_history = chief_run
     run.write_json(run_folder.METRICS, {})  # the chief stopped early, after 3 of 10 epochs
@@ -49,6 +50,7 @@ def test_each_epoch_checkpoint_is_evaluated_once_and_matches_the_chiefs_validati
     assert again == 0 and len(pd.read_csv(run.file(run_folder.EVALUATOR_METRICS))) == 3
 
 
+@pytest.mark.slow
 def test_the_evaluator_stops_after_the_last_epoch_without_waiting_for_the_chief(chief_run):
     run, dataset, _ = chief_run
     evaluated = evaluator.evaluate_checkpoints(
@@ -57,6 +59,7 @@ def test_the_evaluator_stops_after_the_last_epoch_without_waiting_for_the_chief(
     assert evaluated == 3 and not run.finished
 
 
+@pytest.mark.slow
 def test_the_evaluator_gives_up_when_no_new_checkpoint_comes(chief_run):
     run, dataset, _ = chief_run
     with pytest.raises(UsageError, match=r"saw no new checkpoint in .*checkpoints/epochs for 0.5 s"):
@@ -77,6 +80,7 @@ def test_a_chief_that_finished_without_epoch_checkpoints_is_named(tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_model_is_refused(chief_run):
     run, _, _ = chief_run
     other_model = build_mlp(4, 2, hidden_units=(8, 8))

@@ -128,6 +128,7 @@ def fit_weights(model, inputs, labels, jit_compile, accumulate_steps=1):
     return model.get_weights()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "policy, jit_compile, accumulate_steps",
     [("float32", False, 1), ("float32", True, 1), ("float32", True, 2), ("mixed_bfloat16", True, 1)],
@@ -146,6 +147,7 @@ def test_training_with_checkpointing_moves_the_weights_as_without_it(recomputati
     assert largest_difference(expected, initial) > 1e-3
 
 
+@pytest.mark.slow
 def test_a_saved_checkpointed_model_reloads_and_predicts_the_same(tmp_path):
     inputs, labels = features_and_labels()
     model = build_mlp(20, 3, hidden_units=(16, 8), dropout=0.3, batch_normalization=True, gradient_checkpointing=True)

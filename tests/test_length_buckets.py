@@ -126,7 +126,7 @@ def test_validation_batches_keep_their_padding():
 def test_recipe_buckets_tokens_and_ngrams_unless_switched_off(enabled):
     config = TextCNNConfig(kernel_sizes=(3, 4, 5), length_buckets=enabled)
     inputs, _ = texts_of_lengths(30, 16)
-    buckets = textcnn.training_length_buckets(config, inputs)
+    buckets = textcnn.RECIPE.training_length_buckets(config, inputs)
     if not enabled:
         assert buckets is None
     else:

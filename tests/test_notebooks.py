@@ -108,6 +108,7 @@ def all_text(notebook):
     return "\n".join(parts)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
 def test_notebook_runs_in_small_data_mode(path, tmp_path, monkeypatch):
     from nbclient import NotebookClient

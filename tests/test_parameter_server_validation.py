@@ -2,7 +2,12 @@
 
 import json
 
+import pytest
+
 from conftest import run_script
+
+# Starts a process with an in-process cluster of gRPC servers.
+pytestmark = pytest.mark.slow
 
 # Trains a small MLP on an in-process cluster (its own process: one cluster per
 # process) with validation each epoch, then scores the same validation data with

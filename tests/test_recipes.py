@@ -23,6 +23,7 @@ RUN_FILES = (
 )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_textcnn_run_writes_every_output(finished_textcnn_run):
     run_dir, _ = finished_textcnn_run
     for name in RUN_FILES:
@@ -45,6 +46,7 @@ def test_textcnn_run_writes_every_output(finished_textcnn_run):
     assert stored["preprocessor"]["fingerprint"] == run_folder.file_digest(run_dir / "preprocessor.joblib")
 
 
+@pytest.mark.slow
 def test_saved_run_predicts_like_the_trained_model(finished_textcnn_run, sms_sample_csv):
     run_dir, _ = finished_textcnn_run
     frame = pd.read_csv(sms_sample_csv)
@@ -56,6 +58,7 @@ def test_saved_run_predicts_like_the_trained_model(finished_textcnn_run, sms_sam
     assert predictor.predict(texts) == [predictor.class_names[i] for i in probabilities.argmax(axis=1)]
 
 
+@pytest.mark.slow
 def test_mlp_on_bundled_digits_from_python(tmp_path):
     from kerastrain.recipes import mlp
 
@@ -70,6 +73,7 @@ def test_mlp_on_bundled_digits_from_python(tmp_path):
     assert (tmp_path / "digits" / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_mlp_on_a_numeric_csv_scales_features_and_predicts_from_csv(tmp_path, digits_csv):
     from kerastrain.recipes import mlp
 
@@ -105,6 +109,7 @@ def test_mlp_on_a_numeric_csv_scales_features_and_predicts_from_csv(tmp_path, di
     assert [str(name) for name in predictor.predict(rows)] == predictions["prediction"].astype(str).tolist()[:20]
 
 
+@pytest.mark.slow
 def test_mlp_on_text_uses_tfidf_features(tmp_path, sms_sample_csv):
     from kerastrain.recipes import mlp
 
@@ -121,6 +126,7 @@ def test_mlp_on_text_uses_tfidf_features(tmp_path, sms_sample_csv):
     assert predictor.predict(["see you at home tonight"]) in (["ham"], ["spam"])
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path, sms_sample_csv):
     run_dir = tmp_path / "mirrored"
     result = run_module(
@@ -137,6 +143,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, sms_sample_csv):
     assert json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"] > 0.8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "strategy",
     [[], ["--strategy", "parameter_server", "--local-cluster", "workers=2,ps=1"]],
@@ -188,6 +195,7 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path, sms_sample_csv, strate
     assert metrics["test"]["accuracy"] > 0.93
 
 
+@pytest.mark.slow
 def test_parameter_server_training_on_an_in_process_cluster(tmp_path, sms_sample_csv):
     run_dir = tmp_path / "parameter_server"
     result = run_module(
@@ -218,6 +226,7 @@ def test_parameter_server_training_on_an_in_process_cluster(tmp_path, sms_sample
     assert Predictor.load(run_dir).predict(["see you soon"]) in (["ham"], ["spam"])
 
 
+@pytest.mark.slow
 def test_tensorboard_logs_are_written(tmp_path):
     from kerastrain.recipes import mlp
 

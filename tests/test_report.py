@@ -58,6 +58,7 @@ def rewrite_json(path, change):
 # The run a recipe writes.
 
 
+@pytest.mark.slow
 def test_recipe_writes_a_self_contained_report_with_a_baseline(finished_textcnn_run):
     run_dir, arguments = finished_textcnn_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -91,6 +92,7 @@ def test_recipe_writes_a_self_contained_report_with_a_baseline(finished_textcnn_
         assert outside not in without_images, outside
 
 
+@pytest.mark.slow
 def test_report_of_a_cluster_run_without_workers_csv_says_it_has_no_per_worker_figures(finished_textcnn_run, tmp_path):
     run_dir = copy_run(finished_textcnn_run[0], tmp_path / "older_cluster_run")
     rewrite_json(run_dir / "config.json", lambda stored: stored["environment"].update(cluster={"worker": 2, "ps": 1}))
@@ -119,6 +121,7 @@ def throughput_html(page):
     return section[: section.index("</section>")]
 
 
+@pytest.mark.slow
 def test_report_of_a_parameter_server_run_shows_each_workers_counted_steps(finished_textcnn_run, tmp_path):
     run_dir = copy_run(finished_textcnn_run[0], tmp_path / "parameter_server_run")
     rewrite_json(run_dir / "config.json", lambda stored: stored["environment"].update(cluster={"worker": 2, "ps": 1}))
@@ -151,6 +154,7 @@ def test_report_of_a_parameter_server_run_shows_each_workers_counted_steps(finis
     np.testing.assert_allclose(axis.lines[0].get_ydata(), expected_rates)
 
 
+@pytest.mark.slow
 def test_report_of_a_multi_worker_mirrored_run_says_its_worker_figures_are_derived(finished_textcnn_run, tmp_path):
     run_dir = copy_run(finished_textcnn_run[0], tmp_path / "mirrored_run")
     rewrite_json(run_dir / "config.json", lambda stored: stored["environment"].update(cluster={"worker": 2}))
@@ -162,6 +166,7 @@ def test_report_of_a_multi_worker_mirrored_run_says_its_worker_figures_are_deriv
     assert "do not add up" not in section
 
 
+@pytest.mark.slow
 def test_report_leaves_out_what_a_run_does_not_have(finished_textcnn_run, tmp_path):
     run_dir = copy_run(finished_textcnn_run[0], tmp_path / "older_run")
     # A run from before baselines and steps_per_epoch, whose history.png was lost.
@@ -175,6 +180,7 @@ def test_report_leaves_out_what_a_run_does_not_have(finished_textcnn_run, tmp_pa
     assert len(embedded_images(page)) == 3  # the curves, drawn again from history.csv
 
 
+@pytest.mark.slow
 def test_trials_table_lists_the_best_trial_first(finished_textcnn_run, tmp_path):
     run_dir = copy_run(finished_textcnn_run[0], tmp_path / "tuned_run")
     (run_dir / "tuning").mkdir()
@@ -202,6 +208,7 @@ def test_trials_table_lists_the_best_trial_first(finished_textcnn_run, tmp_path)
     assert body[0][0] and not any(row[0] for row in body[1:])  # only the best row is marked
 
 
+@pytest.mark.slow
 def test_an_empty_trials_file_is_named_in_the_page_not_raised(finished_textcnn_run, tmp_path):
     run_dir = copy_run(finished_textcnn_run[0], tmp_path / "tuning_started")
     (run_dir / "tuning").mkdir()
@@ -320,6 +327,7 @@ def render_in_chromium(page_path, tmp_path, width=1200):
 needs_chromium = pytest.mark.skipif(chromium_path() is None, reason="Chromium not installed (apt-get install chromium)")
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_report_shows_every_image_and_section_in_chromium(finished_textcnn_run, tmp_path):
     run_dir = copy_run(finished_textcnn_run[0], tmp_path / "shown_run")
@@ -349,6 +357,7 @@ def test_chromium_probe_sees_a_broken_image(tmp_path):
 # kerastrain report and kerastrain compare on the command line.
 
 
+@pytest.mark.slow
 def test_report_command_rewrites_the_report(finished_textcnn_run, tmp_path):
     run_dir = copy_run(finished_textcnn_run[0], tmp_path / "rewritten")
     (run_dir / "report.html").unlink()
@@ -358,6 +367,7 @@ def test_report_command_rewrites_the_report(finished_textcnn_run, tmp_path):
     assert section_ids((run_dir / "report.html").read_text())[0] == "summary"
 
 
+@pytest.mark.slow
 def test_compare_prints_a_table_and_draws_one_line_per_run(finished_textcnn_run, tmp_path):
     first = copy_run(finished_textcnn_run[0], tmp_path / "adam")
     second = copy_run(finished_textcnn_run[0], tmp_path / "sgd")
@@ -404,6 +414,7 @@ def unfinished_run(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command, problem",
     [

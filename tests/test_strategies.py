@@ -1,8 +1,13 @@
-"""Strategy helpers that need no cluster: names, warnings filtered by name."""
+"""Strategies that need no cluster: building them by name, their helpers, warnings filtered by name."""
 
 import logging
 
+import pytest
+
+from kerastrain.backend import tf
 from kerastrain.distribute import strategies
+from kerastrain.errors import UsageError
+from kerastrain.models import build_mlp
 
 
 def record(message):
@@ -26,3 +31,34 @@ def test_one_process_strategies_have_one_worker_and_no_cluster():
     assert strategies.worker_count(strategy) == 1
     assert strategies.describe_cluster(strategy) == {}
     assert strategies.has_progress_bar(strategy)
+
+
+def test_default_strategy():
+    strategy = strategies.build_strategy("default")
+    assert strategy is tf.distribute.get_strategy()
+    assert strategy.num_replicas_in_sync == 1
+    assert not tf.distribute.has_strategy()
+
+
+def test_one_device_strategy():
+    strategy = strategies.build_strategy("one_device")
+    assert isinstance(strategy, tf.distribute.OneDeviceStrategy)
+    assert strategy.num_replicas_in_sync == 1
+    expected = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
+    assert strategy.extended.worker_devices[0].endswith(expected)
+
+
+def test_model_built_in_a_one_device_scope(float32_policy):
+    strategy = strategies.build_strategy("one_device")
+    with strategy.scope():
+        model = build_mlp(4, 2, hidden_units=(3,))
+    assert model.distribute_strategy is strategy
+
+
+def test_unknown_strategy_raises():
+    with pytest.raises(UsageError) as excinfo:
+        strategies.build_strategy("tpu")
+    message = str(excinfo.value)
+    assert "--strategy" in message
+    assert "'tpu'" in message
+    assert "mirrored" in message

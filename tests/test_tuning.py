@@ -250,6 +250,7 @@ def check_search_outputs(run_dir, config_class, searched, trials):
     return best
 
 
+@pytest.mark.slow
 def test_textcnn_search_writes_trials_and_a_best_preset_and_resumes(tmp_path):
     preset = write_preset(
         tmp_path / "search.toml",
@@ -277,6 +278,7 @@ def test_textcnn_search_writes_trials_and_a_best_preset_and_resumes(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_mlp_search_on_digits(tmp_path):
     preset = write_preset(
         tmp_path / "search.toml",

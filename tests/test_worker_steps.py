@@ -59,6 +59,7 @@ print(json.dumps({"dispatched": dispatched, "steps_per_epoch": inputs.steps_per_
 """
 
 
+@pytest.mark.slow
 def test_parameter_server_workers_count_the_steps_they_ran(tmp_path):
     script = ATTRIBUTION_SCRIPT.replace("RUN_DIR", str(tmp_path))
     expected = json.loads(run_script(script))
