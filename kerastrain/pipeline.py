@@ -139,8 +139,37 @@ def train(recipe, config, examples=None):
     resuming = run.exists(run_folder.PREPROCESSOR)
     preprocessor = run.load_preprocessor() if resuming else recipe.fit_preprocessor(config, data.split.train)
 
-    # TensorFlow starts here. The strategy comes first: it may split the CPU
-    # into logical devices, which must happen before anything touches a device.
+    # TensorFlow starts here. The float policy the run sets is Keras' global
+    # one; the caller's is back in force when the run ends (a notebook's own
+    # models keep theirs).
+    from kerastrain.backend import keras
+
+    caller_policy = keras.mixed_precision.global_policy()
+    try:
+        return train_model(recipe, config, run, data, data_record, preprocessor, writes_outputs)
+    finally:
+        keras.mixed_precision.set_global_policy(caller_policy)
+
+
+def train_model(recipe, config, run, data, data_record, preprocessor, writes_outputs):
+    """Steps 4 and 5 of `train`: TensorFlow's part, from the strategy to the report.
+
+    Args:
+        recipe: the `Recipe`.
+        config: its checked config, with its run folder chosen.
+        run: the checked `run_folder.RunFolder`.
+        data: the `PreparedData`.
+        data_record: `run_folder.describe_data` of the examples.
+        preprocessor: the fitted preprocessor.
+        writes_outputs: whether this process writes the run folder (the
+            chief does).
+
+    Returns:
+        The finished `run_folder.Run`, or `None` where `writes_outputs` is
+        false.
+    """
+    # The strategy comes first: it may split the CPU into logical devices,
+    # which must happen before anything touches a device.
     from kerastrain import baseline, precision, report, training
     from kerastrain.distribute import strategies
 

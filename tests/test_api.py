@@ -10,7 +10,7 @@ import pytest
 import kerastrain
 from conftest import REPO
 
-TINY = {"embedding_dim": 16, "filters": 8, "ngram_features": 1000, "verbose": 0}
+TINY = {"embedding_dim": 16, "filters": 8, "ngram_features": 1000, "verbose": 0, "precision": "float32"}
 
 
 def test_the_package_exports_the_api():
@@ -79,7 +79,7 @@ def test_train_on_arrays_and_on_a_config(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)  # the default run folder goes under runs/
     digits = datasets.load_digits()
-    config = kerastrain.MLPConfig(epochs=5, verbose=0, hidden_units=(64,))
+    config = kerastrain.MLPConfig(epochs=5, verbose=0, hidden_units=(64,), precision="float32")
     run = kerastrain.train(config, data=(digits.data, digits.target))
     assert run.path.startswith("runs/mlp-arrays-")
     assert run.metrics["test"]["accuracy"] > 0.7  # 10 classes: chance is 0.1
@@ -102,3 +102,15 @@ def test_a_dataframe_without_usable_rows_is_refused(tmp_path):
     with pytest.raises(kerastrain.UsageError, match="single class"):
         kerastrain.train("mlp", data=numbers, output_dir=str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_run_leaves_the_callers_float_policy_as_it_was(tmp_path):
+    from kerastrain.backend import keras
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        kerastrain.train("mlp", epochs=1, verbose=0, precision="float32", output_dir=str(tmp_path / "run"))
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
