@@ -69,7 +69,7 @@ def main(config):
 
     # Prepare: bag-of-words features for text, standardized columns for numbers,
     # both fitted on the training split only.
-    preprocessor = fit_preprocessor(config, examples, split.train.inputs)
+    preprocessor = fit_preprocessor(config, split.train)
 
     # TensorFlow starts here. The strategy comes first: it may split the CPU into
     # logical devices, which must happen before anything touches a device.
@@ -142,8 +142,8 @@ def load_examples(config):
     return data.load_examples(config.data, config.text_column, config.label_column, allow_numeric=True)
 
 
-def fit_preprocessor(config, examples, train_inputs):
-    """Bag-of-words features for text, standardized columns for numbers, fitted on `train_inputs`.
+def fit_preprocessor(config, train_examples):
+    """Bag-of-words features for text, standardized columns for numbers, fitted on the training split.
 
     The scaler is fitted on named columns, so that prediction picks a CSV's
     columns by name (`feature_names_in_`) whatever their order.
@@ -153,12 +153,14 @@ def fit_preprocessor(config, examples, train_inputs):
 
     from kerastrain.text_vectorization import TextVectorizer
 
-    if examples.is_text:
+    if train_examples.is_text:
         preprocessor = TextVectorizer(
             config.text_features, max_tokens=config.max_features, ngram_range=(1, config.ngram_max)
         )
-        return preprocessor.fit(train_inputs)
-    return preprocessing.StandardScaler().fit(pd.DataFrame(train_inputs, columns=examples.feature_names))
+        return preprocessor.fit(train_examples.inputs)
+    return preprocessing.StandardScaler().fit(
+        pd.DataFrame(train_examples.inputs, columns=train_examples.feature_names)
+    )
 
 
 def model_inputs(preprocessor, inputs):

@@ -67,8 +67,8 @@ def main(config):
     class_names, train_labels, validation_labels, test_labels = splits.encode_labels(split)
 
     # Prepare: token ids for the convolutions and, optionally, n-gram ids for the
-    # linear branch, both fitted on the training texts only.
-    features = fit_preprocessor(config, examples, split.train.inputs)
+    # linear branch, both fitted on the training split only.
+    features = fit_preprocessor(config, split.train)
 
     # TensorFlow starts here. The strategy comes first: it may split the CPU into
     # logical devices, which must happen before anything touches a device.
@@ -85,7 +85,7 @@ def main(config):
     print(
         f"kerastrain: {len(split.train)} train, {len(split.validation)} validation, "
         f"{len(split.test)} test examples of {examples.source}; {len(class_names)} classes; "
-        f"{policy} on {training.describe_devices(environment)}"
+        f"{policy} on {training.describe_devices(environment)}; {features.describe()}"
     )
     train_inputs = features.transform(split.train.inputs)
     inputs = tf_data.make_training_inputs(
@@ -142,12 +142,22 @@ def load_examples(config):
     return data.load_examples(config.data, config.text_column, config.label_column)
 
 
-def fit_preprocessor(config, examples, train_texts):
-    """Token ids for the convolutions and, optionally, n-gram ids, fitted on `train_texts`.
+def fit_preprocessor(config, train_examples):
+    """Token ids for the convolutions and, optionally, n-gram ids, fitted on the training split.
+
+    With `config.ngram_weighting == "nb"` the n-gram vectorizer also learns each
+    n-gram's naive-Bayes log-count ratio per class from the training labels.
+    With `config.embeddings` the fitted features also carry the word vectors of
+    the token vocabulary, transiently: they go into the model's weights, not
+    into the pickled preprocessor.
+
+    Args:
+        config: a `TextCNNConfig`.
+        train_examples: the training split, an `Examples`.
 
     Returns:
         A fitted `TextFeatures` with inputs `"tokens"` and, with
-        `config.ngram_features`, `"ngrams"`.
+        `config.ngram_features`, `"ngrams"`; its `describe()` is a line for the log.
     """
     from kerastrain.text_vectorization import TextFeatures, TextVectorizer
 
@@ -161,13 +171,30 @@ def fit_preprocessor(config, examples, train_texts):
         )
     }
     if config.ngram_features:
+        naive_bayes = config.ngram_weighting == "nb"
         vectorizers["ngrams"] = TextVectorizer(
             "sequences",
             max_tokens=config.ngram_features,
             ngram_range=(1, config.ngram_max),
             lowercase=config.lowercase,
+            binary=naive_bayes,
+            log_count_ratios=naive_bayes,
         )
-    return TextFeatures(vectorizers).fit(train_texts)
+    features = TextFeatures(vectorizers).fit(train_examples.inputs, train_examples.labels)
+    if config.embeddings:
+        from kerastrain import embeddings
+
+        tokens = features.vectorizers["tokens"]
+        features.set_embedding_matrix(
+            embeddings.load_embedding_matrix(
+                config.embeddings,
+                tokens.vocabulary_,
+                config.embedding_dim,
+                seed=config.seed,
+                match_lowercase=config.lowercase,
+            )
+        )
+    return features
 
 
 def model_inputs(features, texts):
@@ -197,6 +224,9 @@ def build_model(config, features, num_classes):
 
     tokens = features.vectorizers["tokens"]
     ngrams = features.vectorizers.get("ngrams")
+    ngram_weights = None
+    if ngrams is not None:
+        ngram_weights = ngrams.log_count_ratios_ if ngrams.log_count_ratios else ngrams.idf_
     return build_textcnn(
         vocabulary_size=tokens.vocabulary_size,
         sequence_length=tokens.sequence_length_,
@@ -209,7 +239,11 @@ def build_model(config, features, num_classes):
         ngram_vocabulary_size=ngrams.vocabulary_size if ngrams else 0,
         ngram_sequence_length=ngrams.sequence_length_ if ngrams else 0,
         ngram_embedding_dim=config.ngram_embedding_dim,
-        ngram_weights=ngrams.idf_ if ngrams else None,
+        ngram_weights=ngram_weights,
+        # `None` in a preprocessor read back from a run folder: the trained
+        # weights, restored next, hold the vectors.
+        embedding_matrix=getattr(features, "embedding_matrix_", None),
+        embedding_trainable=config.embeddings_trainable,
     )
 
 

@@ -164,7 +164,7 @@ def train_trial(config, recipe, data, jit_compile, earlier_curves):
     """
     keras.backend.clear_session()  # drop the previous trial's models and graphs
     training.seed_everything(config.seed)
-    preprocessor = recipe.fit_preprocessor(config, data.examples, data.split.train.inputs)
+    preprocessor = recipe.fit_preprocessor(config, data.split.train)
     train_inputs = recipe.model_inputs(preprocessor, data.split.train.inputs)
     inputs = tf_data.make_training_inputs(
         tf.distribute.get_strategy(),
