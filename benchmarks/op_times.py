@@ -3,8 +3,8 @@
 `tf.profiler.experimental.start(LOGDIR)` ... `stop()` writes an XSpace file
 under `LOGDIR/plugins/profile/`. This reads one or two such folders without
 TensorBoard and prints, per op type, the total milliseconds and count, so that
-the same ops can be set side by side (the parameter-server diagnosis in the
-README found every op 2-3x slower, not extra ops).
+the same ops can be set side by side (under parameter servers the same ops ran
+slower, with no extra ops: see docs/design.md).
 
 Usage:
 

@@ -29,6 +29,8 @@ from kerastrain.search import studies
 from kerastrain.config import MLPConfig, TextCNNConfig, resolve
 from kerastrain.recipes import mlp, textcnn
 
+import provenance
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS = 1797
 
@@ -54,7 +56,7 @@ def mlp_comparisons(epochs, output_dir):
         "Dropout 0.2 (MLP)": studies.with_and_without(pair, "dropout", {"dropout": 0.2}),
     }
     folder = os.path.join(output_dir, "mlp")
-    return base, {title: studies.run_variants(mlp.main, base, named, folder) for title, named in variants.items()}
+    return base, {title: studies.run_variants("mlp", base, named, folder) for title, named in variants.items()}
 
 
 def textcnn_comparison(epochs, output_dir):
@@ -67,7 +69,7 @@ def textcnn_comparison(epochs, output_dir):
         },
     )  # fmt: skip
     named = studies.optimizer_variants(["sgd", "momentum", "rmsprop", "adam"])
-    results = studies.run_variants(textcnn.main, base, named, os.path.join(output_dir, "textcnn"))
+    results = studies.run_variants("textcnn", base, named, os.path.join(output_dir, "textcnn"))
     return base, {"Optimizers (TextCNN, SMS)": results}
 
 
@@ -98,6 +100,7 @@ def main():
     parser.add_argument("--figure", default=os.path.join(REPO, "docs", "images", "optimizer_study.png"))
     parser.add_argument("--json", default=os.path.join(REPO, "benchmarks", "results", "optimizer_study.json"))
     arguments = parser.parse_args()
+    print(provenance.line(), flush=True)
 
     mlp_base, comparisons = mlp_comparisons(arguments.mlp_epochs, arguments.output_dir)
     textcnn_base, textcnn_results = textcnn_comparison(arguments.textcnn_epochs, arguments.output_dir)
@@ -113,6 +116,7 @@ def main():
                 "settings": {"mlp": settings_of(mlp_base), "textcnn": settings_of(textcnn_base)},
                 "learning_rates": studies.OPTIMIZER_LEARNING_RATES,
                 "comparisons": {title: describe(results) for title, results in comparisons.items()},
+                "provenance": provenance.describe(),
             },
             file,
             indent=2,

@@ -25,12 +25,15 @@ shape with the same optimizer. Under parameter servers that is the traffic
 between worker and parameter server and the parameter server's updates; the
 rate it reaches is a ceiling for the real step on this machine.
 
-Results on the 2-core CI machine are in the README's strategies section.
+Results and what they show: docs/benchmarks.md and docs/design.md (what bounds
+parameter servers on one machine).
 """
 
 import argparse
 import json
 import os
+
+import provenance
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TREC = os.path.join(REPO, "..", "shared", "data", "trec_questions.csv.gz")
@@ -101,6 +104,7 @@ def main():
     arguments = parser.parse_args()
 
     from kerastrain import optimizers, tf_data, training
+    from kerastrain.distribute.inputs import make_training_inputs
     from kerastrain.distribute import cluster, worker_steps
     from kerastrain.backend import tf
     from kerastrain.callbacks import EpochThroughput
@@ -119,7 +123,7 @@ def main():
     else:
         strategy = tf.distribute.get_strategy()
     train = (features.transform(split.train.inputs), train_labels)
-    inputs = tf_data.make_training_inputs(strategy, train, train, config.batch_size, config.seed)
+    inputs = make_training_inputs(strategy, train, train, config.batch_size, config.seed)
     with strategy.scope():
         model = textcnn.build_model(config, features, len(class_names))
         training.compile_classifier(model, optimizers.optimizer_from_config(config), arguments.steps_per_execution)
@@ -140,6 +144,7 @@ def main():
     )
     rates = [round(inputs.examples_per_epoch * arguments.epoch_repeats / seconds) for seconds in throughput.epoch_seconds]
     counts = {"worker_steps": counter.read()} if counter is not None else {}
+    print(provenance.line())
     print(json.dumps({**vars(arguments), "examples_per_second_per_epoch": rates, **counts}))
 
 

@@ -1,10 +1,9 @@
 """Benchmark: a plain tf-keras TextCNN, in one process and on in-process parameter servers.
 
-This is the reference measurement of the strategies issue ("a plain tf-keras TextCNN:
-about 1.0x with `steps_per_execution=10`"), written without kerastrain: a
-`TextVectorization` layer, `Dataset.from_tensor_slices(...).shuffle().repeat().batch()`,
-an embedding, three convolutions with global max pooling, and `Model.fit` with
-`steps_per_execution`. Under parameter servers the same model trains on an in-process
+A reference for the parameter-server ratio of kerastrain's recipe, written without
+kerastrain: a `TextVectorization` layer,
+`Dataset.from_tensor_slices(...).shuffle().repeat().batch()`, an embedding, three
+convolutions with global max pooling, and `Model.fit` with `steps_per_execution`. Under parameter servers the same model trains on an in-process
 cluster of real gRPC servers (2 workers, 1 parameter server) through a
 `DatasetCreator`. Each run is a separate process (TensorFlow servers live until
 their process ends), and the two setups alternate, so that a change in the machine's
@@ -17,7 +16,7 @@ Usage:
     TF_CPU_ALLOCATOR_USE_BFC=true python benchmarks/plain_tf_keras_parameter_server.py DATA.csv
 
 The last line gives both setups TensorFlow's BFC allocator for CPU tensors, which
-kerastrain turns on (see the README's Speed section); plain TensorFlow does not.
+kerastrain turns on (see docs/design.md); plain TensorFlow does not.
 """
 
 import argparse
@@ -28,6 +27,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+import provenance
 
 SETUPS = ("single_process", "parameter_server")
 
@@ -131,7 +132,7 @@ def main():
     if arguments.setup:
         train_once(arguments)
         return
-
+    print(provenance.line(), flush=True)
     rates = {setup: [] for setup in SETUPS}
     for repeat in range(arguments.repeats):
         for setup in SETUPS:

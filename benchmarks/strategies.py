@@ -24,6 +24,8 @@ import tempfile
 
 import pandas as pd
 
+import provenance
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = [sys.executable, "-m", "kerastrain.recipes.textcnn"]
 LAUNCHER = [sys.executable, os.path.join(REPO, "cluster", "launch_local.py")]
@@ -71,6 +73,7 @@ def main():
     parser.add_argument("--setups", nargs="+", choices=SETUPS, default=list(SETUPS))
     parser.add_argument("--json", help="Also write the results to this JSON file.")
     arguments = parser.parse_args()
+    print(provenance.line(), flush=True)
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         for name in arguments.setups:
@@ -95,7 +98,11 @@ def main():
         )
     if arguments.json:
         with open(arguments.json, "w") as file:
-            json.dump({"data": arguments.data, "epochs": arguments.epochs, "results": results}, file, indent=2)
+            json.dump(
+                {"data": arguments.data, "epochs": arguments.epochs, "results": results, "provenance": provenance.describe()},
+                file,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ import sys
 import tempfile
 import time
 
+import provenance
+
 CONTENDERS = ("recipe", "keras3", "tfidf_lr", "nb_lr")
 
 
@@ -64,11 +66,10 @@ def steady_rate(_, epoch_seconds, history):
 
 
 def run_recipe(arguments):
+    from kerastrain import cli
     from kerastrain.config import TextCNNConfig
     from kerastrain.recipes import textcnn
     from kerastrain.run_folder import RunFolder
-
-    from kerastrain import cli
 
     with tempfile.TemporaryDirectory() as folder:
         flags = [
@@ -77,7 +78,7 @@ def run_recipe(arguments):
             "--output-dir", os.path.join(folder, "run"), *arguments.recipe_flags,
         ]  # fmt: skip
         config = cli.parse_command(TextCNNConfig, flags, "recipe", "").config
-        metrics = textcnn.main(config)
+        metrics = textcnn.main(config).metrics
         history = RunFolder(config.output_dir).read_history()
     return {
         "accuracy": metrics["test"]["accuracy"],
@@ -309,6 +310,7 @@ def main():
         runners = {"recipe": run_recipe, "keras3": run_keras3, "tfidf_lr": run_tfidf_lr, "nb_lr": run_nb_lr}
         print("RESULT " + json.dumps(runners[arguments.contender](arguments)))
         return
+    print(provenance.line(), flush=True)
     results = {contender: [] for contender in arguments.contenders}
     for seed in arguments.seeds:
         for contender in arguments.contenders:
@@ -321,7 +323,11 @@ def main():
     summarize(results, arguments.data, arguments.seeds, arguments.accuracy_only)
     if arguments.json:
         with open(arguments.json, "w") as file:
-            json.dump({"data": arguments.data, "seeds": arguments.seeds, "results": results}, file, indent=2)
+            json.dump(
+                {"data": arguments.data, "seeds": arguments.seeds, "results": results, "provenance": provenance.describe()},
+                file,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Probe: what tensorflow-model-optimization (tfmot) does with a finished kerastrain run.
 
 kerastrain does not depend on tfmot; this script is the evidence behind the
-README's Compression section. It loads a run's model and tries, each step on
+docs' compression page (docs/prediction.md). It loads a run's model and tries, each step on
 its own, what tfmot offers for a trained tf-keras model:
 
 1. `prune_low_magnitude` on the whole model;

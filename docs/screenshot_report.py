@@ -1,4 +1,4 @@
-"""Makes docs/images/report.png, the README's picture of a run report.
+"""Makes docs/images/report.png, the picture of a run report in docs/report.md.
 
 Usage (from the repository root):
 

@@ -57,7 +57,8 @@ class WorkerThroughput(keras.callbacks.Callback):
     Examples per second divide by the epoch's seconds as the chief times
     them, so the workers' figures add up to the job's. Put it after
     `EpochThroughput`, whose `epoch_seconds` it reads from the logs. The
-    file's first column is the epoch, so `HistoryTrim` can trim it on resume.
+    file's first column is the epoch, counted from 1, so `HistoryTrim` can
+    trim it on resume.
 
     Args:
         path: the CSV file, appended to.
@@ -99,10 +100,10 @@ class WorkerThroughput(keras.callbacks.Callback):
         rows = []
         for worker, worker_steps in enumerate(steps):
             if worker_steps is None:
-                rows.append([epoch, worker, "", "", "", source])
+                rows.append([epoch + 1, worker, "", "", "", source])
                 continue
             examples = worker_steps * examples_per_worker_step
-            rows.append([epoch, worker, worker_steps, examples, examples / seconds, source])
+            rows.append([epoch + 1, worker, worker_steps, examples, examples / seconds, source])
         is_new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
         with open(self.path, "a", newline="") as file:
             writer = csv.writer(file)
@@ -146,7 +147,7 @@ class BestWeightsCheckpoint(keras.callbacks.Callback):
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves the model's weights at the end of every epoch, for an evaluator task to read.
 
-    Each save is a TensorFlow checkpoint named `epoch-N` (N counted from 0, as
+    Each save is a TensorFlow checkpoint named `epoch-N` (N counted from 1, as
     in `history.csv`). TensorFlow writes a checkpoint's files first and then
     replaces the `checkpoint` state file that lists it, so a reader that goes by
     the state file (`tf.train.get_checkpoint_state`) never sees a half-written
@@ -171,7 +172,37 @@ class EpochCheckpoint(keras.callbacks.Callback):
         )
 
     def on_epoch_end(self, epoch, logs=None):
-        self.manager.save(checkpoint_number=epoch)
+        self.manager.save(checkpoint_number=epoch + 1)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Appends one CSV row per epoch: the epoch, counted from 1, then every logged value.
+
+    Unlike `keras.callbacks.CSVLogger`, epochs count from 1, as on the console
+    and in the report. A file that exists is appended to, with its own header,
+    so a resumed run continues its log.
+
+    Args:
+        path: the CSV file.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        columns = None
+        if os.path.exists(self.path) and os.path.getsize(self.path) > 0:
+            with open(self.path, newline="") as file:
+                columns = next(csv.reader(file), None)
+        if not columns:
+            columns = ["epoch", *sorted(logs)]
+            with open(self.path, "w", newline="") as file:
+                csv.writer(file).writerow(columns)
+        values = {"epoch": epoch + 1, **{name: float(value) for name, value in logs.items()}}
+        with open(self.path, "a", newline="") as file:
+            csv.writer(file).writerow([values.get(name, "") for name in columns])
 
 
 class HistoryTrim(keras.callbacks.Callback):
@@ -181,11 +212,11 @@ class HistoryTrim(keras.callbacks.Callback):
     killed between the two has logged an epoch that it trains again when it
     resumes. Before the first epoch of this `fit` starts, this drops the rows
     of that epoch and later ones from the log, so every epoch appears once.
-    The file is rewritten in place: `CSVLogger` keeps it open for appending.
-    Put it before the `CSVLogger`.
+    The file is rewritten in place. Put it before the callback that appends
+    to the log (`EpochLog`).
 
     Args:
-        path: the CSV log, whose first column is the epoch.
+        path: the CSV log, whose first column is the epoch, counted from 1.
     """
 
     def __init__(self, path):
@@ -199,11 +230,12 @@ class HistoryTrim(keras.callbacks.Callback):
         if self.checked:
             return
         self.checked = True
-        if not os.path.exists(self.path):
+        if not os.path.exists(self.path) or os.path.getsize(self.path) == 0:
             return
         with open(self.path, "r+") as file:
             header, *rows = file.readlines()
-            kept = [row for row in rows if row.split(",", 1)[0].strip().isdigit() and int(row.split(",", 1)[0]) < epoch]
+            # `epoch` counts from 0: the epochs logged before it are 1 .. epoch.
+            kept = [row for row in rows if row.split(",", 1)[0].strip().isdigit() and int(row.split(",", 1)[0]) <= epoch]
             if len(kept) == len(rows):
                 return
             file.seek(0)
@@ -221,7 +253,7 @@ class HistoryPlot(keras.callbacks.Callback):
     training ends.
 
     Args:
-        run: the `RunFolder` whose `history.csv` a `CSVLogger` writes.
+        run: the `RunFolder` whose `history.csv` `EpochLog` writes.
         min_interval_seconds: least time between two redraws during training.
             Defaults to `30.0`.
     """
@@ -293,7 +325,7 @@ def standard_callbacks(
     callbacks += [
         BestWeightsCheckpoint(run.file(run_folder.BEST_WEIGHTS), best=best),
         HistoryTrim(run.file(run_folder.HISTORY)),
-        keras.callbacks.CSVLogger(run.file(run_folder.HISTORY), append=True),
+        EpochLog(run.file(run_folder.HISTORY)),
     ]
     if epoch_checkpoints:
         callbacks.append(EpochCheckpoint(run.file(run_folder.EPOCH_CHECKPOINTS)))

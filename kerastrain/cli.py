@@ -1,8 +1,10 @@
-"""Flags for the recipes, built from their config dataclasses, and error handling.
+"""Flags of `kerastrain train RECIPE`, built from the recipe's config dataclass, and error handling.
 
 Every field of a recipe's config becomes a flag (`batch_size` -> `--batch-size`),
 so a flag, a preset key and a config attribute always share one name. Only the
-flags given on the command line override the preset.
+flags given on the command line override the preset. `--help` groups the flags
+by concern (the fields' `group`: data, model, training, precision and speed,
+distribution, output) and answers without importing TensorFlow.
 """
 
 import argparse
@@ -31,45 +33,46 @@ def parse_comma_integers(text):
 
 
 def build_parser(config_class, prog, description):
-    """An argument parser with one flag per field of `config_class`."""
+    """An argument parser with one flag per field of `config_class`, in groups by concern."""
     parser = OneLineErrorParser(
         prog=prog,
         description=description,
         argument_default=argparse.SUPPRESS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--config", metavar="PRESET.toml", help="A preset file from recipes/; flags override it."
+    run = parser.add_argument_group("presets and search")
+    run.add_argument(
+        "--config",
+        metavar="PRESET",
+        help="A bundled preset's name (see kerastrain presets) or a .toml file; flags override it.",
     )
-    parser.add_argument(
-        "--debug", action="store_true", help="Show the full traceback of an error."
-    )
-    parser.add_argument(
+    run.add_argument(
         "--tune",
         action="store_true",
-        help="Search the hyperparameters in the preset's [tune] table, then train the best "
-        "(see README, Hyperparameter search).",
+        help="Search the hyperparameters in the preset's [tune] table, then train the best.",
     )
-    parser.add_argument(
+    run.add_argument(
         "--max-trials",
         type=int,
         metavar="N",
         help="With --tune: the trial budget, overriding max_trials in the [tune] table.",
     )
+    run.add_argument("--debug", action="store_true", help="Show the full traceback of an error.")
+    groups = {name: parser.add_argument_group(name) for name in config_lib.GROUPS}
     defaults = config_class()
     for item in dataclasses.fields(config_class):
         flag = "--" + item.name.replace("_", "-")
         kind = config_lib.field_type(item)
         default = getattr(defaults, item.name)
-        help_text = f"{item.metadata['help']} (default: {format_default(default)})"
+        shown = format_default(default) if default != "" else "none"
+        help_text = f"{item.metadata['help']} (default: {shown})"
+        group = groups[item.metadata.get("group", "training")]
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
         elif kind is tuple:
-            parser.add_argument(flag, type=parse_comma_integers, metavar="N,N", help=help_text)
+            group.add_argument(flag, type=parse_comma_integers, metavar="N,N", help=help_text)
         else:
-            parser.add_argument(
-                flag, type=kind, choices=item.metadata.get("choices"), help=help_text
-            )
+            group.add_argument(flag, type=kind, choices=item.metadata.get("choices"), help=help_text)
     return parser
 
 
@@ -105,18 +108,24 @@ def parse_command(config_class, argv, prog, description):
         A `Command`.
 
     Raises:
-        UsageError: for a bad flag, preset or search space, `--tune` without a
-            `[tune]` table, or `--tune` under a strategy other than `default`.
+        UsageError: for a bad flag, preset or search space, an empty
+            `--output-dir`, `--tune` without a `[tune]` table, or `--tune`
+            under a strategy other than `default`.
     """
     from kerastrain.search import search_space as search_space_lib
 
     parser = build_parser(config_class, prog, description)
     arguments = vars(parser.parse_args(argv))
-    preset_path = arguments.pop("config", None)
+    preset = arguments.pop("config", None)
     debug = arguments.pop("debug", False)
     tune = arguments.pop("tune", False)
     max_trials = arguments.pop("max_trials", None)
-    values, tune_table = config_lib.read_preset(preset_path, config_class) if preset_path else ({}, None)
+    if "output_dir" in arguments and not arguments["output_dir"].strip():
+        raise UsageError(
+            "--output-dir is empty (an unset shell variable?). Pass a folder, or leave the flag out to let "
+            "kerastrain name the run folder."
+        )
+    values, tune_table = config_lib.read_preset(preset, config_class) if preset is not None else ({}, None)
     values.update(arguments)
     config = config_class(**values)
     config.validate()
@@ -132,27 +141,44 @@ def parse_command(config_class, argv, prog, description):
             f"--tune needs a preset with a [tune] table of the search space. Pass --config {example}, "
             "or add such a table to your preset."
         )
-    space = search_space_lib.parse_search_space(tune_table, config_class, preset_path)
+    space = search_space_lib.parse_search_space(tune_table, config_class, preset)
     if max_trials is not None:
         if max_trials < 1:
             raise UsageError(f"Expected --max-trials >= 1. Received: max_trials={max_trials}")
         space.max_trials = max_trials
     if config.strategy != "default":
         raise UsageError(
-            f"--tune runs its trials in one process under --strategy default for now. "
+            f"--tune runs its trials in one process under --strategy default. "
             f"Received: strategy={config.strategy}; drop --strategy, then train the best config under it."
         )
     return Command(config, debug, space)
 
 
-def parse_config(config_class, argv, prog, description):
-    """Parses flags into a resolved config.
+def train_command(recipe, argv, prog=None):
+    """`kerastrain train RECIPE ...`: parses the flags, then searches (`--tune`) and trains.
+
+    Args:
+        recipe: the `Recipe` to train.
+        argv: the flags.
+        prog: the command's name in messages. Defaults to
+            `kerastrain train RECIPE`.
 
     Returns:
-        A tuple `(config, debug)`.
+        The finished `Run`, or `None` (a job's non-chief task, or a resumed
+        search whose folder holds an earlier best model).
     """
-    command = parse_command(config_class, argv, prog, description)
-    return command.config, command.debug
+    command = parse_command(recipe.config_class, argv, prog or f"kerastrain train {recipe.name}", recipe.summary)
+    from kerastrain import pipeline  # after the flags: --help and bad flags answer without pandas
+
+    config = pipeline.with_output_dir(recipe, command.config)
+    if command.search_space:
+        # Search the [tune] table's values, then train the best config in the same folder.
+        from kerastrain.search import tuning
+
+        config = tuning.search(recipe, config, command.search_space)
+        if config is None:  # the folder holds the model of an earlier best config
+            return None
+    return pipeline.train(recipe, config)
 
 
 def run_entry_point(main, argv=None):
@@ -169,5 +195,5 @@ def run_entry_point(main, argv=None):
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: rerun the same command to resume from the last epoch", file=sys.stderr)
+        print("interrupted: rerun the same command to resume from the last finished epoch", file=sys.stderr)
         sys.exit(130)

@@ -1,8 +1,8 @@
 """Recipe configurations: documented dataclasses, TOML presets and their checks.
 
 A config is resolved in three layers, each overriding the one before: the
-dataclass defaults, a preset file from `recipes/` (`--config recipes/NAME.toml`),
-then command-line flags. Only the entry points parse flags; what flows into the
+dataclass defaults, a preset (`--config sms_textcnn`, a bundled preset's name,
+or `--config my_preset.toml`), then command-line flags. Only the entry points parse flags; what flows into the
 library is the resolved dataclass.
 
 This module imports neither TensorFlow nor pandas, so `--help` stays instant.
@@ -11,6 +11,8 @@ This module imports neither TensorFlow nor pandas, so `--help` stays instant.
 import dataclasses
 import importlib.util
 import json
+import math
+import pathlib
 import tomllib
 import typing
 
@@ -28,6 +30,13 @@ NGRAM_WEIGHTINGS = ("nb", "idf")
 # Fields that say where or how loudly to run, not what to train: two runs that
 # differ only in these are the same run, so they may resume each other.
 NOT_COMPARED_FIELDS = ("output_dir", "verbose", "evaluator_timeout")
+
+# NumPy's and scikit-learn's random states take seeds from 0 to 2**32 - 1.
+LARGEST_SEED = 2**32 - 1
+# Upper limits of the sizes: far above any model that fits in memory, and low
+# enough that TensorFlow's int32 shapes and float32 weights never overflow.
+LARGEST_LAYER = 65536
+LARGEST_VOCABULARY = 10_000_000
 
 
 # The concerns that `--help` groups the flags by, in the order it lists them.
@@ -66,37 +75,56 @@ class TrainingConfig:
     text_column: str = field("text", "Column of the CSV that holds the text.", group="data")
     label_column: str = field("label", "Column of the CSV that holds the class label.", group="data")
     max_examples: int = field(
-        0, "Use at most this many examples (stratified sample); 0 uses all.", minimum=0, group="data")
+        0,
+        "Use at most this many examples (stratified sample); 0 uses all.",
+        minimum=0,
+        maximum=2**63 - 1,
+        group="data",
+    )
     validation_fraction: float = field(
         0.1, "Fraction of the data held out for validation.", minimum=0.01, maximum=0.5, group="data")
     test_fraction: float = field(
         0.2, "Fraction of the data held out for the final test.", minimum=0.01, maximum=0.5, group="data")
-    epochs: int = field(10, "Maximum number of passes over the training split.", minimum=1, group="training")
+    epochs: int = field(
+        10, "Maximum number of passes over the training split.", minimum=1, maximum=1_000_000, group="training")
     batch_size: int = field(
-        64, "Global batch size: the same under every strategy.", minimum=1, group="training")
+        64, "Global batch size: the same under every strategy.", minimum=1, maximum=1_000_000, group="training")
     accumulate_steps: int = field(
         1,
         "Average the gradients of this many micro-batches of --batch-size per optimizer "
         "update (effective batch: N x --batch-size).",
         minimum=1,
+        maximum=1000,
         group="training",
     )
     optimizer: str = field("adam", "Optimizer.", choices=OPTIMIZERS, group="training")
-    learning_rate: float = field(1e-3, "Initial learning rate.", minimum=1e-12, group="training")
+    learning_rate: float = field(1e-3, "Initial learning rate.", minimum=1e-12, maximum=10.0, group="training")
     momentum: float = field(
         0.9, "Momentum of the momentum and nesterov optimizers.", minimum=0.0, maximum=0.999999, group="training")
     schedule: str = field("constant", "Learning-rate schedule.", choices=SCHEDULES, group="training")
     decay_steps: int = field(
-        1000, "Steps over which the schedule decays once (cosine: to zero).", minimum=1, group="training")
+        1000,
+        "Steps over which the schedule decays once (cosine: to zero).",
+        minimum=1,
+        maximum=2**31 - 1,
+        group="training",
+    )
     decay_rate: float = field(
         0.5, "Factor of exponential, inverse-time and step decay.", minimum=0.0, maximum=1.0, group="training")
     clipnorm: float = field(
-        0.0, "Clip each gradient to this L2 norm; 0 disables clipping.", minimum=0.0, group="training")
+        0.0, "Clip each gradient to this L2 norm; 0 disables clipping.", minimum=0.0, maximum=1e9, group="training")
     early_stopping_patience: int = field(
-        3, "Epochs without validation-loss improvement before stopping; 0 disables.", minimum=0, group="training")
+        3,
+        "Epochs without validation-loss improvement before stopping; 0 disables.",
+        minimum=0,
+        maximum=1_000_000,
+        group="training",
+    )
     precision: str = field(
         "auto",
-        "Float policy; auto picks the fastest one this machine runs well.",
+        "Float policy; auto takes mixed_float16 on GPUs with tensor cores and, on a CPU with "
+        "bfloat16 units, mixed_bfloat16 only where a short preflight finds it at least 1.15x "
+        "faster and the recipe allows it, float32 otherwise.",
         choices=PRECISIONS,
         group="precision and speed",
     )
@@ -105,6 +133,7 @@ class TrainingConfig:
         0,
         "Split the CPU into this many logical devices (mirrored on a CPU-only machine).",
         minimum=0,
+        maximum=256,
         group="distribution",
     )
     local_cluster: str = field(
@@ -117,10 +146,16 @@ class TrainingConfig:
         3600.0,
         "In a TF_CONFIG job's evaluator task: seconds to wait for the chief's next epoch checkpoint.",
         minimum=1.0,
+        maximum=1e7,
         group="distribution",
     )
     steps_per_execution: int = field(
-        8, "Training steps run per call into TensorFlow's graph.", minimum=1, group="precision and speed")
+        8,
+        "Training steps run per call into TensorFlow's graph.",
+        minimum=1,
+        maximum=1_000_000,
+        group="precision and speed",
+    )
     jit_compile: bool = field(
         True,
         "Compile the training step with XLA where the strategy allows it (validation and "
@@ -128,7 +163,13 @@ class TrainingConfig:
         group="precision and speed",
     )
     tensorboard: bool = field(False, "Also write TensorBoard logs to OUTPUT_DIR/tensorboard.", group="output")
-    seed: int = field(0, "Seeds Python, NumPy and TensorFlow, and the data split.", minimum=0, group="training")
+    seed: int = field(
+        0,
+        "Seeds Python, NumPy and TensorFlow, and the data split.",
+        minimum=0,
+        maximum=LARGEST_SEED,
+        group="training",
+    )
     output_dir: str = field(
         "",
         "Folder of this run; rerunning with the same folder resumes it. Not given: "
@@ -136,6 +177,13 @@ class TrainingConfig:
         group="output",
     )
     verbose: int = field(1, "0: silent, 1: progress bar, 2: one line per epoch.", choices=(0, 1, 2), group="output")
+    gradient_checkpointing: bool = field(
+        False,
+        "Recompute each hidden block's (MLP) or convolution branch's (TextCNN) activations in "
+        "the backward pass instead of keeping them: less memory per step, about one more "
+        "forward pass of time.",
+        group="precision and speed",
+    )
 
     def validate(self):
         """Checks every value against its field's limits.
@@ -173,6 +221,15 @@ class TrainingConfig:
     def to_dict(self):
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, values):
+        """The config of a dict such as `config.json` holds: lists become tuples, unknown keys are left out.
+
+        Settings that a run folder's config predates take their defaults.
+        """
+        known = {item.name for item in dataclasses.fields(cls)}
+        return cls(**{name: tuple(value) if isinstance(value, list) else value for name, value in values.items() if name in known})
+
     def compared_items(self):
         """The settings that decide whether two runs are the same run."""
         values = json.loads(json.dumps(self.to_dict()))
@@ -189,9 +246,15 @@ class TextCNNConfig(TrainingConfig):
         "sms (bundled), imdb, 20newsgroups (online).",
         group="data",
     )
-    max_tokens: int = field(20000, "Vocabulary size, most frequent words first.", minimum=2, group="data")
+    max_tokens: int = field(
+        20000, "Vocabulary size, most frequent words first.", minimum=2, maximum=LARGEST_VOCABULARY, group="data")
     sequence_length: int = field(
-        0, "Tokens kept per text; 0 picks the 95th percentile of the training texts.", minimum=0, group="data")
+        0,
+        "Tokens kept per text; 0 picks the 95th percentile of the training texts.",
+        minimum=0,
+        maximum=100_000,
+        group="data",
+    )
     lowercase: bool = field(True, "Lowercase the text before tokenizing.", group="data")
     length_buckets: bool = field(
         True,
@@ -199,21 +262,30 @@ class TextCNNConfig(TrainingConfig):
         "lengths; off pads every text to sequence_length.",
         group="precision and speed",
     )
-    embedding_dim: int = field(128, "Size of the word embeddings.", minimum=1, group="model")
-    filters: int = field(128, "Convolution filters per kernel size.", minimum=1, group="model")
-    kernel_sizes: tuple = field((3, 4, 5), "Comma-separated convolution widths.", group="model")
+    embedding_dim: int = field(
+        128, "Size of the word embeddings.", minimum=1, maximum=LARGEST_LAYER, group="model")
+    filters: int = field(
+        128, "Convolution filters per kernel size.", minimum=1, maximum=LARGEST_LAYER, group="model")
+    kernel_sizes: tuple = field(
+        (3, 4, 5), "Comma-separated convolution widths.", minimum=1, maximum=1000, group="model")
     dropout: float = field(0.5, "Dropout rate before the classifier.", minimum=0.0, maximum=0.95, group="model")
-    l2: float = field(0.0, "L2 penalty on the classifier weights.", minimum=0.0, group="model")
+    l2: float = field(0.0, "L2 penalty on the classifier weights.", minimum=0.0, maximum=10.0, group="model")
     ngram_features: int = field(
         20000,
         "Size of the word n-gram vocabulary of the linear bag-of-n-grams branch; 0 "
         "turns the branch off (plain TextCNN).",
         minimum=0,
+        maximum=LARGEST_VOCABULARY,
         group="model",
     )
     ngram_max: int = field(2, "Longest word n-gram of that branch.", minimum=1, maximum=5, group="model")
     ngram_embedding_dim: int = field(
-        32, "Size of that branch's n-gram embeddings (idf weighting only).", minimum=1, group="model")
+        32,
+        "Size of that branch's n-gram embeddings (idf weighting only).",
+        minimum=1,
+        maximum=LARGEST_LAYER,
+        group="model",
+    )
     ngram_weighting: str = field(
         "nb",
         "Features of that branch: nb scales each present n-gram by its naive-Bayes log-count "
@@ -246,26 +318,41 @@ class MLPConfig(TrainingConfig):
         "20newsgroups (online).",
         group="data",
     )
-    hidden_units: tuple = field((256, 128), "Comma-separated sizes of the hidden layers.", group="model")
+    hidden_units: tuple = field(
+        (256, 128), "Comma-separated sizes of the hidden layers.", minimum=1, maximum=LARGEST_LAYER, group="model")
     activation: str = field("relu", "Activation of the hidden layers.", choices=ACTIVATIONS, group="model")
     initializer: str = field(
         "he_normal", "Initializer of the hidden layers' weights.", choices=INITIALIZERS, group="model"
     )
     batch_normalization: bool = field(False, "Batch normalization after each hidden layer.", group="model")
     dropout: float = field(0.2, "Dropout rate after each hidden layer.", minimum=0.0, maximum=0.95, group="model")
-    l1: float = field(0.0, "L1 penalty on the hidden layers' weights.", minimum=0.0, group="model")
-    l2: float = field(0.0, "L2 penalty on the hidden layers' weights.", minimum=0.0, group="model")
+    l1: float = field(0.0, "L1 penalty on the hidden layers' weights.", minimum=0.0, maximum=10.0, group="model")
+    l2: float = field(0.0, "L2 penalty on the hidden layers' weights.", minimum=0.0, maximum=10.0, group="model")
     text_features: str = field(
         "tfidf", "Features of a text dataset: tfidf, counts or binary.", choices=TEXT_FEATURES, group="data"
     )
-    max_features: int = field(5000, "Vocabulary size of text features.", minimum=2, group="data")
+    max_features: int = field(
+        5000, "Vocabulary size of text features.", minimum=2, maximum=LARGEST_VOCABULARY, group="data")
     ngram_max: int = field(1, "Longest word n-gram of text features.", minimum=1, maximum=5, group="data")
 
 
 def check_value(item, value):
-    """Checks one config value against its field's type, choices and limits."""
+    """Checks one config value against its field's type, choices and limits.
+
+    Floats must be finite (a comparison with NaN is always false, so NaN would
+    pass every limit), and every number must lie within the field's `minimum`
+    and `maximum`; for a comma list of integers, each part must.
+
+    Args:
+        item: the `dataclasses.Field` of the value.
+        value: the value, as a preset or a flag gives it.
+
+    Raises:
+        UsageError: naming the flag, what was expected and what was received.
+    """
     flag = "--" + item.name.replace("_", "-")
     metadata = item.metadata
+    minimum, maximum = metadata.get("minimum"), metadata.get("maximum")
     expected_type = field_type(item)
     if expected_type is tuple:
         if (
@@ -277,20 +364,31 @@ def check_value(item, value):
                 f"Expected {flag} to be positive integers separated by commas, like 3,4,5. "
                 f"Received: {item.name}={value!r}"
             )
+        for part in value:
+            if maximum is not None and part > maximum:
+                raise UsageError(
+                    f"Expected each part of {flag} <= {maximum}. Received: {item.name}={value!r}"
+                )
         return
     if expected_type is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise UsageError(f"Expected {flag} to be a finite number. Received: {item.name}={value!r}") from None
     if not isinstance(value, expected_type) or (expected_type is int and isinstance(value, bool)):
         raise UsageError(
             f"Expected {flag} to be of type {expected_type.__name__}. "
             f"Received: {item.name}={value!r}"
+        )
+    if expected_type is float and not math.isfinite(value):
+        raise UsageError(
+            f"Expected {flag} to be a finite number. Received: {item.name}={value!r}"
         )
     if metadata.get("choices") is not None and value not in metadata["choices"]:
         choices = ", ".join(str(choice) for choice in metadata["choices"])
         raise UsageError(
             f"Expected {flag} to be one of: {choices}. Received: {item.name}={value!r}"
         )
-    minimum, maximum = metadata.get("minimum"), metadata.get("maximum")
     if minimum is not None and value < minimum:
         raise UsageError(f"Expected {flag} >= {minimum}. Received: {item.name}={value!r}")
     if maximum is not None and value > maximum:
@@ -307,6 +405,63 @@ def field_type(item):
     return typing.get_origin(annotation) or annotation
 
 
+def preset_folder():
+    """The folder of the bundled presets: the installed `kerastrain.presets`, or `recipes/` in a source tree."""
+    spec = importlib.util.find_spec("kerastrain.presets")
+    if spec is not None and spec.submodule_search_locations:
+        return pathlib.Path(list(spec.submodule_search_locations)[0])
+    return pathlib.Path(__file__).resolve().parents[1] / "recipes"
+
+
+def preset_names():
+    """The names of the bundled presets (`sms_textcnn`, ...), sorted."""
+    return sorted(path.stem for path in preset_folder().glob("*.toml"))
+
+
+def describe_presets():
+    """The bundled presets as `(name, recipe, summary)`: the summary is the file's first comment line."""
+    rows = []
+    for name in preset_names():
+        path = preset_folder() / f"{name}.toml"
+        text = path.read_text(encoding="utf-8")
+        summary = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), "")
+        recipe = tomllib.loads(text).get("recipe", "")
+        rows.append((name, recipe, summary))
+    return rows
+
+
+def find_preset(name_or_path):
+    """The path of a preset given as a file path or as the name of a bundled one.
+
+    Args:
+        name_or_path: a `.toml` file's path, or a bundled preset's name such
+            as `"sms_textcnn"` (see `kerastrain presets`).
+
+    Returns:
+        A `pathlib.Path`.
+
+    Raises:
+        UsageError: if it is neither an existing file nor a bundled preset's
+            name, or names a folder.
+    """
+    path = pathlib.Path(name_or_path)
+    if path.is_dir():
+        raise UsageError(f"--config {name_or_path} is a folder. Pass a preset file (.toml) or a bundled preset's name.")
+    if path.is_file():
+        return path
+    bundled = preset_folder() / f"{path.name.removesuffix('.toml')}.toml"
+    if not str(name_or_path).strip():
+        raise UsageError("--config is empty. Pass a preset file (.toml) or a bundled preset's name.")
+    if len(path.parts) == 1 and bundled.is_file():
+        return bundled
+    if len(path.parts) > 1 and path.parent.name == "recipes" and bundled.is_file():
+        return bundled  # recipes/NAME.toml of the source tree, run from another folder
+    raise UsageError(
+        f"--config {name_or_path}: no such file or bundled preset. Bundled presets: "
+        f"{', '.join(preset_names())} (kerastrain presets describes them)."
+    )
+
+
 def read_preset(path, config_class):
     """Reads a TOML preset into its field values and its search space.
 
@@ -316,7 +471,7 @@ def read_preset(path, config_class):
     (checked by `kerastrain.search.search_space`, not here).
 
     Args:
-        path: path of the `.toml` file.
+        path: a `.toml` file, or a bundled preset's name (see `find_preset`).
         config_class: the recipe's config dataclass, to check keys against.
 
     Returns:
@@ -324,30 +479,35 @@ def read_preset(path, config_class):
         `[tune]` table as a dict, or `None` when the preset has none.
 
     Raises:
-        UsageError: if the file is missing, is not valid TOML, or has a key that
-            is not a field of `config_class`.
+        UsageError: if the file is missing or unreadable, is not UTF-8 or
+            valid TOML, or has a key that is not a field of `config_class`.
     """
+    file_path = find_preset(path)
     try:
-        with open(path, "rb") as file:
+        with open(file_path, "rb") as file:
             values = tomllib.load(file)
-    except FileNotFoundError:
-        raise UsageError(
-            f"--config {path}: no such file. Pass a preset such as recipes/sms_textcnn.toml."
-        ) from None
+    except PermissionError:
+        raise UsageError(f"--config {path} cannot be read (permission denied). Make it readable.") from None
+    except OSError as error:
+        raise UsageError(f"--config {path} cannot be read ({error.strerror}). Pass a readable preset file.") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--config {path} is not UTF-8 text. Save the preset as UTF-8.") from None
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"--config {path} is not valid TOML ({error}). Fix the file.") from None
+    except ValueError:  # Python refuses to read an integer of more than 4,300 digits
+        raise UsageError(f"--config {path} has a number too long to read. Fix the value in the file.") from None
     recipe = values.pop("recipe", None)
     expected_recipe = config_class.__name__.removesuffix("Config").lower()
     if recipe is not None and recipe != expected_recipe:
         raise UsageError(
             f"--config {path} is a preset for the {recipe} recipe, not {expected_recipe}. "
-            f"Run it with python -m kerastrain.recipes.{recipe}."
+            f"Run it with kerastrain train {recipe}."
         )
     tune = values.pop("tune", None)
     if tune is not None and not isinstance(tune, dict):
         raise UsageError(
             f"--config {path}: tune must be a [tune] table of the search space, placed after "
-            "the other keys. See recipes/sms_textcnn_tune.toml."
+            "the other keys. See the bundled preset sms_textcnn_tune."
         )
     names = {item.name for item in dataclasses.fields(config_class)}
     unknown = sorted(set(values) - names)
@@ -357,6 +517,11 @@ def read_preset(path, config_class):
             "with underscores; see --help."
         )
     values = {name: tuple(value) if isinstance(value, list) else value for name, value in values.items()}
+    if "output_dir" in values and isinstance(values["output_dir"], str) and not values["output_dir"].strip():
+        raise UsageError(
+            f"--config {path} sets output_dir to an empty path. Remove the key to let kerastrain name the "
+            "run folder, or give a folder."
+        )
     return values, tune
 
 
@@ -393,7 +558,7 @@ def resolve(config_class, preset_path=None, overrides=None):
     Example:
 
     ```python
-    config = resolve(TextCNNConfig, "recipes/sms_textcnn.toml", {"epochs": 2})
+    config = resolve(TextCNNConfig, "sms_textcnn", {"epochs": 2})
     ```
     """
     values = load_preset(preset_path, config_class) if preset_path else {}

@@ -4,8 +4,7 @@ Token-id inputs are padded to one length, the 95th percentile of the training
 texts by default, so most rows of a batch are mostly padding, and a TextCNN
 convolves all of it. `LengthBuckets` groups training examples of similar
 length into the same batches and cuts each batch's padding down to one of a
-few bucket lengths. On the Amazon snippets (median 15 words, padded to 37) the
-recipe trained 1.6x the examples per second on 2 CPU cores; see the README.
+few bucket lengths (the design notes in the docs give the measured effect).
 
 Only the trailing padding that every example of a batch has is cut. The few
 bucket lengths keep the number of shapes a compiled (XLA) step sees small: it

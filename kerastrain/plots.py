@@ -17,8 +17,8 @@ def plot_history(history):
 
     Args:
         history: a `pandas.DataFrame` with an `epoch` column and the metrics
-            `loss`, `accuracy`, `val_loss`, `val_accuracy` (as `CSVLogger`
-            writes them); missing columns are skipped.
+            `loss`, `accuracy`, `val_loss`, `val_accuracy` (as `history.csv` holds
+            them, epochs from 1); missing columns are skipped.
 
     Returns:
         A `matplotlib.figure.Figure`.
@@ -26,7 +26,7 @@ def plot_history(history):
     figure = Figure(figsize=(10, 4), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, 2)
-    epochs = history["epoch"].to_numpy() + 1
+    epochs = history["epoch"].to_numpy()
     for axis, metric in zip(axes, ("loss", "accuracy")):
         for prefix, label in (("", "train"), ("val_", "validation")):
             column = prefix + metric
@@ -124,12 +124,12 @@ def plot_throughput(history, workers=None):
     FigureCanvasAgg(figure)
     axis = figure.subplots()
     has_workers = workers is not None and len(workers) > 0
-    epochs = history["epoch"].to_numpy() + 1
+    epochs = history["epoch"].to_numpy()
     axis.bar(epochs, history["examples_per_second"].to_numpy(), color="tab:green", label="job" if has_workers else None)
     if has_workers:
         for worker, rows in workers.groupby("worker"):
             rates = rows["examples_per_second"].to_numpy(dtype=float)
-            axis.plot(rows["epoch"].to_numpy() + 1, rates, marker="o", label=f"worker {worker}")
+            axis.plot(rows["epoch"].to_numpy(), rates, marker="o", label=f"worker {worker}")
         axis.legend()
     axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     axis.set_xlabel("epoch")
@@ -155,7 +155,7 @@ def plot_run_comparison(histories):
     for axis, metric in zip(axes, ("val_loss", "val_accuracy")):
         for label, history in histories.items():
             if metric in history and len(history):
-                axis.plot(history["epoch"].to_numpy() + 1, history[metric].to_numpy(), marker="o", label=label)
+                axis.plot(history["epoch"].to_numpy(), history[metric].to_numpy(), marker="o", label=label)
         axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         axis.set_xlabel("epoch")
         axis.set_ylabel(metric.replace("_", " "))

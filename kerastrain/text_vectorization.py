@@ -237,6 +237,31 @@ class TextVectorizer(base.TransformerMixin, base.BaseEstimator):
             return len(self.vocabulary_) + 2
         return len(self.vocabulary_)
 
+    @property
+    def num_features(self):
+        """Columns of the bag-of-words output (for `"sequences"`, the number of ids)."""
+        return self.vocabulary_size
+
+    takes_text = True
+
+    def model_inputs(self, texts):
+        """The model's input for `texts`: int32 token ids, or a float32 feature matrix."""
+        outputs = self.transform(texts)
+        return outputs if self.output == "sequences" else outputs.astype(np.float32)
+
+    def describe(self):
+        """A few words on the fitted vocabulary, such as "5,000 tfidf features of words"."""
+        low, high = tuple(self.ngram_range)
+        unit = "words" if high == 1 else f"{low}-{high}-grams"
+        if self.output == "sequences":
+            description = f"{len(self.vocabulary_):,} {unit}, sequences of up to {self.sequence_length_}"
+            if getattr(self, "log_count_ratios_", None) is not None:
+                description += (
+                    f", weighted by their naive-Bayes log-count ratios for {len(self.classes_)} classes"
+                )
+            return description
+        return f"{self.vocabulary_size:,} {self.output} features of {unit}"
+
 
 class TextFeatures(base.TransformerMixin, base.BaseEstimator):
     """Several vectorizers whose outputs are the named inputs of one model.
@@ -271,6 +296,12 @@ class TextFeatures(base.TransformerMixin, base.BaseEstimator):
         texts = list(texts)
         return {name: vectorizer.transform(texts) for name, vectorizer in self.vectorizers.items()}
 
+    takes_text = True
+
+    def model_inputs(self, texts):
+        """The model's named inputs for `texts`: a dict from input name to array."""
+        return self.transform(texts)
+
     def set_embedding_matrix(self, loaded):
         """Attaches pretrained word vectors for the model builder, without pickling them.
 
@@ -286,24 +317,15 @@ class TextFeatures(base.TransformerMixin, base.BaseEstimator):
         self.embedding_summary_ = loaded.describe()
 
     def describe(self):
-        """One line on the fitted vocabularies (and the word vectors), for a run's log.
+        """The vectorizers' vocabularies (and the word vectors) in a few words, for a run's first line.
 
         Returns:
-            A string such as `"8,211 words; 20,000 n-grams weighted by their
-            naive-Bayes log-count ratios for 2 classes; 7,406 of 8,211 words had
-            a vector in glove.txt.gz"`.
+            A string such as `"8,211 words, sequences of up to 37; 20,000
+            1-2-grams, sequences of up to 70, weighted by their naive-Bayes
+            log-count ratios for 2 classes; 7,406 of 8,211 words had a vector
+            in glove.txt.gz"`.
         """
-        parts = []
-        for vectorizer in self.vectorizers.values():
-            if not hasattr(vectorizer, "vocabulary_"):
-                raise RuntimeError("These TextFeatures are not fitted yet: call fit(texts) first.")
-            size = len(vectorizer.vocabulary_)
-            low, high = tuple(vectorizer.ngram_range)
-            unit = "words" if high == 1 else "n-grams"
-            part = f"{size:,} {unit}"
-            if getattr(vectorizer, "log_count_ratios", False):
-                part += f" weighted by their naive-Bayes log-count ratios for {len(vectorizer.classes_)} classes"
-            parts.append(part)
+        parts = [vectorizer.describe() for vectorizer in self.vectorizers.values()]
         if getattr(self, "embedding_summary_", None):
             parts.append(self.embedding_summary_)
         return "; ".join(parts)

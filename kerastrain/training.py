@@ -1,15 +1,12 @@
 """Steps that every recipe shares once its data and model are ready."""
 
-import os
 import platform
 import time
 
-import joblib
-
-from kerastrain import callbacks as callbacks_lib
 from kerastrain import accumulation, evaluation, run_folder
-from kerastrain.distribute import cluster, worker_steps
+from kerastrain import callbacks as callbacks_lib
 from kerastrain.backend import keras, tf
+from kerastrain.distribute import cluster, strategies, worker_steps
 
 
 def seed_everything(seed):
@@ -17,27 +14,23 @@ def seed_everything(seed):
     keras.utils.set_random_seed(seed)
 
 
-def describe_environment(strategy, policy, jit_compile):
-    """Versions, devices, strategy, cluster and precision, for `config.json` and reports."""
-    if isinstance(strategy, tf.distribute.ParameterServerStrategy):
-        # No public API tells the cluster's shape; these attributes are private.
-        cluster_shape = {
-            "worker": getattr(strategy.extended, "_num_workers", None),
-            "ps": getattr(strategy.extended, "_num_ps", None),
-        }
-    elif getattr(strategy, "cluster_resolver", None) is not None:
-        spec = strategy.cluster_resolver.cluster_spec().as_dict()
-        cluster_shape = {task: len(addresses) for task, addresses in spec.items()}
-    else:
-        cluster_shape = {}
+def describe_environment(strategy, strategy_name, policy, jit_compile):
+    """Versions, devices, strategy, cluster and precision, for `config.json` and reports.
+
+    Args:
+        strategy: the `tf.distribute.Strategy` the run trains under.
+        strategy_name: its `--strategy` name, as users know it (`"default"`).
+        policy: the name of the float policy in force.
+        jit_compile: whether the training step is XLA-compiled.
+    """
     return {
-        "cluster": cluster_shape,
+        "cluster": strategies.describe_cluster(strategy),
         "jit_compile": jit_compile,
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "devices": [device.name for device in tf.config.list_logical_devices()],
-        "strategy": type(strategy).__name__,
+        "strategy": strategy_name,
         "replicas": strategy.num_replicas_in_sync,
         "precision": policy,
     }
@@ -75,14 +68,16 @@ def compile_classifier(model, optimizer, steps_per_execution=1, jit_compile=Fals
     return model
 
 
-def fit(model, run, inputs, config):
+def fit(model, run, inputs, config, epoch_checkpoints=False):
     """Trains with the standard callbacks; resumes if the run was interrupted.
 
     Args:
         model: the compiled model.
         run: the `RunFolder`.
-        inputs: the `tf_data.TrainingInputs` to train and validate on.
+        inputs: the `distribute.inputs.TrainingInputs` to train and validate on.
         config: the recipe's config.
+        epoch_checkpoints: also keep a checkpoint of each of the last epochs,
+            for a job's evaluator task. Defaults to `False`.
 
     Returns:
         A dict with `train_seconds`, `epochs_run` (by this call),
@@ -90,18 +85,20 @@ def fit(model, run, inputs, config):
         `steps_per_epoch` (the optimizer's updates in one epoch, which
         learning-rate schedules count).
     """
-    worker_throughput = worker_throughput_callback(model, run, inputs)
+    worker_throughput = worker_steps.throughput_callback(
+        model, run.file(run_folder.WORKERS), inputs.examples_per_epoch, inputs.steps_per_epoch
+    )
     callbacks = callbacks_lib.standard_callbacks(
         run,
         examples_per_epoch=inputs.examples_per_epoch,
         early_stopping_patience=config.early_stopping_patience,
         tensorboard=config.tensorboard,
-        epoch_checkpoints=cluster.job_has_evaluator(config.strategy, config.local_cluster),
+        epoch_checkpoints=epoch_checkpoints,
         worker_throughput=worker_throughput,
     )
     verbose = config.verbose
-    if isinstance(model.distribute_strategy, tf.distribute.ParameterServerStrategy) and verbose == 1:
-        verbose = 2  # tf-keras has no progress bar under a parameter-server strategy.
+    if verbose == 1 and not strategies.has_progress_bar(model.distribute_strategy):
+        verbose = 2
     if model.jit_compile:
         compile_only_training_step(model)
     start = time.perf_counter()
@@ -125,46 +122,14 @@ def fit(model, run, inputs, config):
     }
 
 
-def worker_throughput_callback(model, run, inputs):
-    """The callback that writes each worker's share of each epoch, or `None` in one process.
-
-    Under `ParameterServerStrategy` it makes each worker count the training
-    steps it runs (see `kerastrain.distribute.worker_steps`), so call it before `fit`.
-    Under `MultiWorkerMirroredStrategy` every worker runs every step, and the
-    callback shares the job's figures equally.
-
-    Args:
-        model: the compiled model.
-        run: the `RunFolder`, whose `workers.csv` it writes.
-        inputs: the `tf_data.TrainingInputs` it trains on.
-
-    Returns:
-        A `callbacks.WorkerThroughput`, or `None`.
-    """
-    strategy = model.distribute_strategy
-    examples_per_step = inputs.examples_per_epoch // inputs.steps_per_epoch
-    if isinstance(strategy, tf.distribute.ParameterServerStrategy):
-        counter = worker_steps.WorkerStepCounter(strategy)
-        counter.count_in(model)
-        return callbacks_lib.WorkerThroughput(
-            run.file(run_folder.WORKERS), counter.num_workers, examples_per_step, inputs.steps_per_epoch, counter
-        )
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        workers = strategy.num_replicas_in_sync // len(strategy.extended.worker_devices)
-        return callbacks_lib.WorkerThroughput(
-            run.file(run_folder.WORKERS), workers, examples_per_step, inputs.steps_per_epoch
-        )
-    return None
-
-
 def compile_only_training_step(model):
     """Keeps XLA for the training step and runs validation and prediction without it.
 
     XLA compiles a function once per input shape. The training step runs
     thousands of times and repays its compilation; validation and prediction
     run a cheaper forward pass a few times per epoch, and compiling them, again
-    for their last, partial batch, cost more than it saved (on TREC, 2 CPU
-    cores: see the README's speed section). tf-keras has one flag for all three
+    for their last, partial batch, cost more than it saved (see the design
+    notes in the docs). tf-keras has one flag for all three
     functions, so the training function is built with it on, then it is
     switched off before the others are built. The private attribute is set
     directly because the public setter discards the built training function.
@@ -173,45 +138,16 @@ def compile_only_training_step(model):
     model._jit_compile = False
 
 
-def local_copy(model):
-    """The model with the same weights outside any strategy.
-
-    Under MultiWorkerMirroredStrategy `predict` gathers every worker's batches
-    with collective ops, which fail when the workers' shards end in batches of
-    different sizes. The test split is small and every worker has all of it, so
-    each predicts it whole with a local copy instead.
-    """
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def save_preprocessing(run, preprocessor, class_names):
-    """Writes the fitted preprocessor and the class names into the run folder.
-
-    Recipes call this before training, so that a job's evaluator task can read
-    them while the chief trains. The preprocessor is written to a temporary file
-    first, so a reader never sees half of it.
-    """
-    temporary = run.file(run_folder.PREPROCESSOR + ".tmp")
-    joblib.dump(preprocessor, temporary)
-    os.replace(temporary, run.file(run_folder.PREPROCESSOR))
-    run.write_json(run_folder.CLASSES, list(class_names))
-
-
-def evaluate_and_save(
-    model, run, preprocessor, class_names, test_dataset, test_label_ids, fit_summary, baseline=None
-):
+def evaluate_and_save(model, run, class_names, test_dataset, test_label_ids, fit_summary, baseline=None):
     """Restores the best weights, evaluates on the test split and writes the run's outputs.
 
-    Writes `model.keras`, `preprocessor.joblib`, `classes.json`,
-    `classification_report.txt`, `confusion_matrix.png` and, last (it marks the
-    run finished), `metrics.json`.
+    Writes `model.keras`, `classification_report.txt`, `confusion_matrix.png`
+    and, last (it marks the run finished), `metrics.json`. The preprocessor
+    and the class names were written when the run started.
 
     Args:
         model: the trained model.
         run: the `RunFolder`.
-        preprocessor: the fitted vectorizer or scaler, saved for prediction.
         class_names: the class names, in output order.
         test_dataset: the test split as a `tf.data.Dataset`, not shuffled.
         test_label_ids: the test split's class ids, in dataset order.
@@ -225,12 +161,9 @@ def evaluate_and_save(
     if run.exists(run_folder.BEST_WEIGHTS):
         model.load_weights(run.file(run_folder.BEST_WEIGHTS))
     model = accumulation.plain_model(model)  # saved without its training step
-    if isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        model = local_copy(model)
-    results = evaluation.evaluate(model, test_dataset, test_label_ids, class_names)
+    results = evaluation.evaluate(strategies.evaluation_copy(model), test_dataset, test_label_ids, class_names)
     evaluation.write_evaluation(results, class_names, run)
     model.save(run.file(run_folder.MODEL))
-    save_preprocessing(run, preprocessor, class_names)
     history = run.read_history()
     metrics = {
         "test": {key: results[key] for key in ("accuracy", "loss", "macro_f1")},

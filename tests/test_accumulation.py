@@ -8,6 +8,7 @@ import pytest
 
 from conftest import error_lines, run_module, run_script
 from kerastrain import accumulation, config as config_lib, tf_data
+from kerastrain.distribute.inputs import make_training_inputs
 from kerastrain.backend import keras, tf
 from kerastrain.models import build_mlp
 
@@ -218,8 +219,8 @@ def test_one_accumulate_step_is_the_plain_path():
     assert accumulation.plain_model(model) is model
     inputs, labels = random_data()
     strategy = tf.distribute.get_strategy()
-    plain = tf_data.make_training_inputs(strategy, (inputs, labels), (inputs, labels), 16)
-    once = tf_data.make_training_inputs(strategy, (inputs, labels), (inputs, labels), 16, accumulate_steps=1)
+    plain = make_training_inputs(strategy, (inputs, labels), (inputs, labels), 16)
+    once = make_training_inputs(strategy, (inputs, labels), (inputs, labels), 16, accumulate_steps=1)
     assert once.steps_per_epoch == plain.steps_per_epoch == 4
     assert [len(batch[1]) for batch in once.train.take(4)] == [len(batch[1]) for batch in plain.train.take(4)] == [16] * 4
 
@@ -227,7 +228,7 @@ def test_one_accumulate_step_is_the_plain_path():
 def test_training_batches_hold_the_micro_batches_and_validation_batches_do_not():
     inputs, labels = random_data()
     strategy = tf.distribute.get_strategy()
-    inputs = tf_data.make_training_inputs(strategy, (inputs, labels), (inputs, labels), 8, accumulate_steps=3)
+    inputs = make_training_inputs(strategy, (inputs, labels), (inputs, labels), 8, accumulate_steps=3)
     # 58 examples: an epoch is ceil(58 / 24) = 3 steps of 24, the data repeating.
     assert inputs.steps_per_epoch == 3 and inputs.examples_per_epoch == 72
     assert [len(batch[1]) for batch in inputs.train.take(3)] == [24, 24, 24]
@@ -296,9 +297,9 @@ import numpy as np
 import pandas as pd
 strategy = tf.distribute.MultiWorkerMirroredStrategy()  # one local worker without TF_CONFIG
 data = (np.zeros((50, 3), np.float32), np.zeros(50, np.int64))
-steps = len(list(tf_data.make_training_inputs(strategy, data, data, 16, accumulate_steps=3).train))
+steps = len(list(make_training_inputs(strategy, data, data, 16, accumulate_steps=3).train))
 try:
-    tf_data.make_training_inputs(strategy, data, data, 16, accumulate_steps=4)
+    make_training_inputs(strategy, data, data, 16, accumulate_steps=4)
 except UsageError as error:
     print(steps, error)
 """

@@ -4,17 +4,21 @@ import os
 import subprocess
 import sys
 
+from kerastrain import backend
+
 # The allocator is chosen when TensorFlow first places a tensor on the CPU, so
 # each setting is probed in a fresh process. Only the BFC allocator keeps
-# statistics, so memory info for the CPU answers under it and fails otherwise.
+# statistics: memory info for the CPU answers under it and raises otherwise.
 PROBE = """
+import os
 from kerastrain.backend import keras, tf
-tensor = tf.ones((1024, 1024))
+tf.ones((256, 256))
 try:
-    peak = tf.config.experimental.get_memory_info("CPU:0")["peak"]
-    print("bfc", peak >= tensor.shape.num_elements() * 4, keras.__name__)
+    tf.config.experimental.get_memory_info("CPU:0")["current"]
+    allocator = "bfc"
 except ValueError:
-    print("malloc", None, keras.__name__)
+    allocator = "malloc"
+print(allocator, os.environ["TF_CPU_ALLOCATOR_USE_BFC"], os.environ["TF_USE_LEGACY_KERAS"], keras.__name__)
 """
 
 
@@ -24,12 +28,43 @@ def probe(**environment):
         [sys.executable, "-c", PROBE], capture_output=True, text=True, env={**settings, **environment}, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    return result.stdout.split()
+    return result.stdout.split(), result.stderr
 
 
 def test_cpu_tensors_use_tensorflows_bfc_allocator():
-    assert probe() == ["bfc", "True", "tf_keras"]
+    assert probe()[0] == ["bfc", "true", "1", "tf_keras"]
 
 
 def test_the_bfc_allocator_can_be_turned_off():
-    assert probe(TF_CPU_ALLOCATOR_USE_BFC="false") == ["malloc", "None", "tf_keras"]
+    assert probe(TF_CPU_ALLOCATOR_USE_BFC="false")[0] == ["malloc", "false", "1", "tf_keras"]
+
+
+def test_importing_kerastrain_sets_the_environment_without_importing_tensorflow():
+    script = "import os, sys, kerastrain; print(os.environ['TF_USE_LEGACY_KERAS'], 'tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["1", "False"], result.stderr
+
+
+def test_tensorflow_start_up_prints_no_known_noise():
+    _, stderr = probe()
+    noise = [line for line in stderr.splitlines() if backend.is_start_up_noise(line)]
+    assert noise == []
+
+
+def test_start_up_noise_is_recognised_and_other_lines_are_not():
+    assert backend.is_start_up_noise(
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+    )
+    assert backend.is_start_up_noise(
+        "I0000 00:00:1796115550.538672    6577 cudart_stub.cc:31] Could not find cuda drivers on your "
+        "machine, GPU will not be used."
+    )
+    assert not backend.is_start_up_noise("E0000 00:00:1.5   12 some_kernel.cc:10] Out of memory")
+    assert not backend.is_start_up_noise("Traceback (most recent call last):")
+
+
+def test_lines_written_to_the_descriptor_while_filtering_are_kept_unless_noise(capfd):
+    with backend.filtered_native_stderr():
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
+        os.write(2, b"E0000 00:00:1.5   12 some_kernel.cc:10] a real error\n")
+    assert capfd.readouterr().err == "E0000 00:00:1.5   12 some_kernel.cc:10] a real error\n"

@@ -16,8 +16,7 @@ CONFIG_CLASSES = {"textcnn": TextCNNConfig, "mlp": MLPConfig}
 
 
 def parse(argv, config_class=TextCNNConfig):
-    config, _ = cli.parse_config(config_class, [str(part) for part in argv], "test", "test recipe")
-    return config
+    return cli.parse_command(config_class, [str(part) for part in argv], "test", "test recipe").config
 
 
 def write_preset(tmp_path, text, name="preset.toml"):
@@ -181,9 +180,9 @@ def test_negative_numbers_are_values_not_flags():
     assert_usage_error_names(excinfo, "--seed", "seed=-3")
 
 
-def test_parse_config_reports_debug():
-    assert cli.parse_config(TextCNNConfig, ["--debug"], "test", "")[1] is True
-    assert cli.parse_config(TextCNNConfig, [], "test", "")[1] is False
+def test_parse_command_reports_debug():
+    assert cli.parse_command(TextCNNConfig, ["--debug"], "test", "").debug is True
+    assert cli.parse_command(TextCNNConfig, [], "test", "").debug is False
 
 
 @pytest.mark.parametrize("config_class", [TextCNNConfig, MLPConfig])
@@ -324,14 +323,14 @@ def test_preset_for_the_wrong_recipe(tmp_path):
     preset = write_preset(tmp_path, 'recipe = "mlp"\nepochs = 2\n')
     with pytest.raises(UsageError) as excinfo:
         resolve(TextCNNConfig, preset)
-    assert_usage_error_names(excinfo, "mlp", "textcnn", "python -m kerastrain.recipes.mlp")
+    assert_usage_error_names(excinfo, "mlp", "textcnn", "kerastrain train mlp")
 
 
 def test_textcnn_preset_refused_by_mlp(tmp_path):
     preset = write_preset(tmp_path, 'recipe = "textcnn"\n')
     with pytest.raises(UsageError) as excinfo:
         parse(["--config", preset], MLPConfig)
-    assert_usage_error_names(excinfo, "kerastrain.recipes.textcnn")
+    assert_usage_error_names(excinfo, "kerastrain train textcnn")
 
 
 def test_invalid_toml(tmp_path):
@@ -412,4 +411,4 @@ def test_every_shipped_preset_is_refused_by_the_other_recipe(preset):
     other = MLPConfig if recipe == "textcnn" else TextCNNConfig
     with pytest.raises(UsageError) as excinfo:
         resolve(other, preset)
-    assert_usage_error_names(excinfo, f"kerastrain.recipes.{recipe}")
+    assert_usage_error_names(excinfo, f"kerastrain train {recipe}")

@@ -161,7 +161,7 @@ def test_text_features_describe_the_vectors_and_do_not_pickle_them(tmp_path):
     tokens = features.vectorizers["tokens"]
     features.set_embedding_matrix(load_embedding_matrix(str(path), tokens.vocabulary_, 3))
     assert features.embedding_matrix_.shape == (tokens.vocabulary_size, 3)
-    assert features.describe().endswith("3 of 5 words had a vector in vectors.vec")
+    assert features.describe().endswith("; 3 of 5 words had a vector in vectors.vec")
     joblib.dump(features, tmp_path / "features.joblib")
     loaded = joblib.load(tmp_path / "features.joblib")
     assert not hasattr(loaded, "embedding_matrix_")

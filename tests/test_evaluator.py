@@ -39,7 +39,7 @@ def test_each_epoch_checkpoint_is_evaluated_once_and_matches_the_chiefs_validati
     )
     assert evaluated == 3
     rows = pd.read_csv(run.file(run_folder.EVALUATOR_METRICS))
-    assert list(rows["epoch"]) == [0, 1, 2]
+    assert list(rows["epoch"]) == [1, 2, 3]
     np.testing.assert_allclose(rows["val_loss"], chief_history["val_loss"], rtol=1e-5)
     np.testing.assert_allclose(rows["val_accuracy"], chief_history["val_accuracy"], rtol=1e-6)
     # A restarted evaluator evaluates nothing twice.
@@ -86,7 +86,7 @@ def test_a_checkpoint_of_another_model_is_refused(chief_run):
 
 def test_waiting_for_a_chief_that_never_comes_ends_with_one_line(tmp_path):
     with pytest.raises(UsageError, match=r"waited 0.2 s for the chief's preprocessor.joblib"):
-        evaluator.wait_for_chief(run_folder.RunFolder(tmp_path), config=None, timeout_seconds=0.2, poll_seconds=0.05)
+        evaluator.wait_for_chief(run_folder.RunFolder(tmp_path), "mlp", config=None, timeout_seconds=0.2, poll_seconds=0.05)
 
 
 def test_labels_the_chief_never_saw_are_refused():

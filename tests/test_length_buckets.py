@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from kerastrain import tf_data
+from kerastrain.distribute.inputs import make_training_inputs
 from kerastrain.backend import keras, tf
 from kerastrain.config import TextCNNConfig
 from kerastrain.length_buckets import POOL_BATCHES, LengthBuckets
@@ -115,7 +116,7 @@ def test_training_dataset_cuts_padding_and_keeps_the_examples():
 def test_validation_batches_keep_their_padding():
     inputs, _ = texts_of_lengths(50, 20)
     buckets = LengthBuckets.for_padded_inputs(inputs, {"tokens": 3, "ngrams": 1})
-    training_inputs = tf_data.make_training_inputs(
+    training_inputs = make_training_inputs(
         tf.distribute.get_strategy(), (inputs, np.arange(50) % 2), (inputs, np.arange(50) % 2), 8, length_buckets=buckets
     )
     assert {batch["tokens"].shape[1] for batch, _ in training_inputs.validation} == {20}

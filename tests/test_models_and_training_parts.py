@@ -1,4 +1,4 @@
-"""Model builders, optimizers, precision, strategies, tf.data, callbacks, plots,
+"""Model builders, optimizers, strategies, tf.data, callbacks, plots,
 evaluation and the run folder, each on tiny inputs."""
 
 import json
@@ -12,7 +12,8 @@ import pytest
 from matplotlib.figure import Figure
 from sklearn import metrics as sklearn_metrics
 
-from kerastrain import callbacks, evaluation, optimizers, plots, precision, run_folder, tf_data, training
+from kerastrain import callbacks, evaluation, optimizers, plots, run_folder, tf_data, training
+from kerastrain.distribute.inputs import make_training_inputs
 from kerastrain.distribute import strategies
 from kerastrain.backend import keras, tf
 from kerastrain.config import MLPConfig, TextCNNConfig
@@ -121,6 +122,9 @@ def test_textcnn_per_class_ngram_weights_make_one_linear_model_per_class(float32
     assert model.count_params() == plain.count_params() + 50 * 3 + 3 * 3 + 50 * 3
     table = model.get_layer("ngram_embedding").embeddings.numpy()
     np.testing.assert_array_equal(table, np.ones((50, 3)))  # the naive-Bayes classifier to start from
+    # Each class's n-gram score starts in that class's logit only, with a positive weight.
+    kernel = model.get_layer("logits").get_weights()[0]
+    np.testing.assert_allclose(kernel[-3:], 0.1 * np.eye(3))
     model.get_layer("ngram_embedding").embeddings.assign(rng.normal(size=(50, 3)).astype("float32"))
     table = model.get_layer("ngram_embedding").embeddings.numpy()
     bag = keras.Model(model.get_layer("ngrams").output, model.get_layer("ngram_bag").output)
@@ -288,104 +292,6 @@ def test_unknown_schedule_raises():
         optimizers.build_schedule("linear", 0.1)
 
 
-# Precision.
-
-
-@pytest.mark.parametrize(
-    "flags, expected",
-    [
-        ("fpu vme sse avx2 amx_bf16 amx_tile", True),
-        ("fpu vme avx512f avx512_bf16", True),
-        ("fpu vme sse avx2 avx512f", False),
-        ("", False),
-    ],
-)
-def test_cpu_supports_bfloat16_reads_the_flags(tmp_path, flags, expected):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
-    assert precision.cpu_supports_bfloat16(str(cpuinfo)) is expected
-
-
-def test_cpu_supports_bfloat16_needs_a_whole_flag(tmp_path):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("flags\t\t: amx_bf16x avx512_bf16_extra\n")
-    assert precision.cpu_supports_bfloat16(str(cpuinfo)) is False
-
-
-def test_cpu_supports_bfloat16_without_a_cpuinfo_file(tmp_path):
-    assert precision.cpu_supports_bfloat16(str(tmp_path / "missing")) is False
-
-
-def test_cpu_supports_bfloat16_without_a_flags_line(tmp_path):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n")
-    assert precision.cpu_supports_bfloat16(str(cpuinfo)) is False
-
-
-def test_resolve_auto_precision_on_this_machine():
-    if tf.config.list_physical_devices("GPU"):
-        expected = "mixed_float16" if precision.gpu_runs_float16_fast() else "float32"
-    else:
-        flags = set()
-        try:
-            with open("/proc/cpuinfo") as file:
-                for line in file:
-                    if line.startswith("flags"):
-                        flags = set(line.split(":", 1)[1].split())
-                        break
-        except OSError:
-            pass
-        expected = "mixed_bfloat16" if flags & {"amx_bf16", "avx512_bf16"} else "float32"
-    assert precision.resolve_precision("auto") == expected
-
-
-@pytest.fixture
-def cpu_only(monkeypatch):
-    real = tf.config.list_physical_devices
-    monkeypatch.setattr(
-        tf.config, "list_physical_devices", lambda kind=None: [] if kind == "GPU" else real(kind)
-    )
-    monkeypatch.setattr(precision, "_warned", set())
-
-
-def test_auto_precision_on_a_cpu_follows_the_bfloat16_flag(cpu_only, monkeypatch):
-    monkeypatch.setattr(precision, "cpu_supports_bfloat16", lambda: True)
-    assert precision.resolve_precision("auto") == "mixed_bfloat16"
-    monkeypatch.setattr(precision, "cpu_supports_bfloat16", lambda: False)
-    assert precision.resolve_precision("auto") == "float32"
-
-
-def test_mixed_float16_on_a_cpu_warns_with_the_measured_numbers(cpu_only):
-    with pytest.warns(UserWarning) as record:
-        assert precision.resolve_precision("mixed_float16") == "mixed_float16"
-    message = str(record[0].message)
-    assert "8 s" in message
-    assert "300 s" in message
-    assert "mixed_bfloat16" in message
-
-
-def test_mixed_float16_warning_is_given_once(cpu_only):
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        precision.resolve_precision("mixed_float16")
-        precision.resolve_precision("mixed_float16")
-    assert len([item for item in record if "mixed_float16" in str(item.message)]) == 1
-
-
-@pytest.mark.parametrize("name", ["float32", "mixed_bfloat16"])
-def test_explicit_precisions_pass_through_without_a_warning(cpu_only, name):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert precision.resolve_precision(name) == name
-
-
-def test_apply_precision_sets_the_global_policy(float32_policy):
-    assert precision.apply_precision("mixed_bfloat16") == "mixed_bfloat16"
-    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
-    assert precision.apply_precision("float32") == "float32"
-    assert keras.mixed_precision.global_policy().name == "float32"
-
-
 # Strategies.
 
 
@@ -516,7 +422,7 @@ def batch_sizes(dataset, steps):
 
 
 def test_training_inputs_repeat_whole_batches_and_count_an_epoch_in_steps():
-    inputs = tf_data.make_training_inputs(
+    inputs = make_training_inputs(
         tf.distribute.get_strategy(), (np.zeros((10, 1), "float32"), np.arange(10)), (np.zeros((3, 1), "float32"), np.arange(3)), 4
     )
     assert inputs.steps_per_epoch == 3 and inputs.fit_arguments == {"steps_per_epoch": 3}
@@ -529,7 +435,7 @@ def test_training_inputs_repeat_whole_batches_and_count_an_epoch_in_steps():
 
 
 def test_training_inputs_of_a_split_smaller_than_one_batch_still_fill_it():
-    inputs = tf_data.make_training_inputs(
+    inputs = make_training_inputs(
         tf.distribute.get_strategy(), (np.zeros((3, 1), "float32"), np.arange(3)), (np.zeros((3, 1), "float32"), np.arange(3)), 4
     )
     assert inputs.steps_per_epoch == 1 and inputs.examples_per_epoch == 4
@@ -946,13 +852,3 @@ def test_read_history_without_a_file(tmp_path):
     history = run_folder.RunFolder(tmp_path).read_history()
     assert len(history) == 0
     assert "epoch" in history
-
-
-def test_auto_precision_on_a_tensor_core_gpu_avoids_float16_under_parameter_servers(monkeypatch):
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
-    monkeypatch.setattr(precision, "gpu_runs_float16_fast", lambda: True)
-    assert precision.resolve_precision("auto") == "mixed_float16"
-    assert precision.resolve_precision("auto", "mirrored") == "mixed_float16"
-    assert precision.resolve_precision("auto", "parameter_server") == "mixed_bfloat16"
-    monkeypatch.setattr(precision, "gpu_runs_float16_fast", lambda: False)
-    assert precision.resolve_precision("auto", "parameter_server") == "float32"

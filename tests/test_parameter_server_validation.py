@@ -14,8 +14,9 @@ SCRIPT = """
 import json
 import numpy as np
 from kerastrain import tf_data, training
+from kerastrain.distribute.inputs import make_training_inputs
 from kerastrain.distribute import cluster
-from kerastrain.backend import tf
+from kerastrain.backend import keras, tf
 from kerastrain.models import build_mlp
 
 strategy = tf.distribute.ParameterServerStrategy(cluster.start_local_cluster(2, 1))
@@ -23,12 +24,13 @@ generator = np.random.default_rng(0)
 features = generator.normal(size=(301, 8)).astype(np.float32)
 labels = (features[:, 0] + 0.5 * generator.normal(size=301) > 0).astype(np.int32)
 train, validation = (features[:200], labels[:200]), (features[200:], labels[200:])
-inputs = tf_data.make_training_inputs(strategy, train, validation, batch_size=8)
+inputs = make_training_inputs(strategy, train, validation, batch_size=8)
 with strategy.scope():
     model = build_mlp(8, 2, hidden_units=(4,))
     training.compile_classifier(model, "sgd", steps_per_execution=2, evaluation_shards=inputs.evaluation_shards)
 history = model.fit(inputs.train, validation_data=inputs.validation, epochs=2, verbose=0, **inputs.fit_arguments)
-local = training.local_copy(model)
+local = keras.models.clone_model(model)
+local.set_weights(model.get_weights())
 local.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 loss, accuracy = local.evaluate(*validation, batch_size=8, verbose=0)
 print(json.dumps({

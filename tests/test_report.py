@@ -212,6 +212,7 @@ def test_an_empty_trials_file_is_named_in_the_page_not_raised(finished_textcnn_r
 
 def test_learning_rates_are_those_the_optimizer_used(tmp_path):
     from kerastrain import optimizers, tf_data, training
+    from kerastrain.distribute.inputs import make_training_inputs
     from kerastrain.backend import keras, tf
     from kerastrain.models import build_mlp
 
@@ -228,7 +229,7 @@ def test_learning_rates_are_those_the_optimizer_used(tmp_path):
     features = np.random.default_rng(0).random((10, 3), dtype=np.float32)
     labels = np.array([0, 1] * 5, dtype=np.int32)
     strategy = tf.distribute.get_strategy()
-    inputs = tf_data.make_training_inputs(strategy, (features, labels), (features, labels), batch_size=4)
+    inputs = make_training_inputs(strategy, (features, labels), (features, labels), batch_size=4)
     model.fit(inputs.train, epochs=3, verbose=0, callbacks=[RecordLearningRate()], **inputs.fit_arguments)
     steps_per_epoch = inputs.steps_per_epoch
     assert steps_per_epoch == 3 and int(model.optimizer.iterations) == 3 * steps_per_epoch

@@ -10,7 +10,7 @@ from kerastrain.errors import UsageError
 
 def fake_result(name, val_accuracy, val_loss):
     history = pd.DataFrame(
-        {"epoch": range(len(val_accuracy)), "val_accuracy": val_accuracy, "val_loss": val_loss}
+        {"epoch": range(1, len(val_accuracy) + 1), "val_accuracy": val_accuracy, "val_loss": val_loss}
     )
     metrics = {
         "epochs": len(val_accuracy),

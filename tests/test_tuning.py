@@ -137,7 +137,7 @@ def test_bad_search_space_exits_2_with_one_line(tmp_path):
 @pytest.mark.parametrize(
     "arguments, named",
     [
-        (["--tune"], "recipes/digits_mlp_tune.toml"),  # no preset, so no [tune] table
+        (["--tune"], "--config digits_mlp_tune"),  # no preset, so no [tune] table
         (["--config", "recipes/digits_mlp.toml", "--tune"], "[tune] table"),
         (["--config", "recipes/digits_mlp_tune.toml", "--tune", "--strategy", "mirrored"], "--strategy default"),
         (["--max-trials", "3"], "--max-trials only applies to --tune"),

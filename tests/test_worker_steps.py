@@ -16,9 +16,10 @@ from kerastrain import run_folder
 ATTRIBUTION_SCRIPT = """
 import json, time
 import numpy as np
-from tensorflow.python.distribute.coordinator import cluster_coordinator
 from kerastrain import callbacks, run_folder, tf_data, training
-from kerastrain.distribute import cluster
+from kerastrain.distribute.inputs import make_training_inputs
+from kerastrain.distribute import cluster, worker_steps
+from tensorflow.python.distribute.coordinator import cluster_coordinator
 from kerastrain.backend import keras, tf
 from kerastrain.models import build_mlp
 
@@ -26,7 +27,7 @@ STEPS_PER_EXECUTION, SLOW_WORKER = 2, [1, 0]
 strategy = tf.distribute.ParameterServerStrategy(cluster.start_local_cluster(2, 1))
 features = np.random.default_rng(0).random((190, 8), dtype=np.float32)
 data = (features, (features[:, 0] > 0.5).astype(np.int32))
-inputs = tf_data.make_training_inputs(strategy, data, data, batch_size=8)  # 24 steps of 8
+inputs = make_training_inputs(strategy, data, data, batch_size=8)  # 24 steps of 8
 with strategy.scope():
     model = build_mlp(8, 2, hidden_units=(4,))
     training.compile_classifier(model, "sgd", steps_per_execution=STEPS_PER_EXECUTION)
@@ -51,7 +52,8 @@ run = run_folder.RunFolder("RUN_DIR")
 model.fit(
     inputs.train, epochs=len(SLOW_WORKER), verbose=0, steps_per_epoch=inputs.steps_per_epoch,
     callbacks=[Epoch(), callbacks.EpochThroughput(inputs.examples_per_epoch),
-               training.worker_throughput_callback(model, run, inputs)],
+               worker_steps.throughput_callback(
+                   model, run.file(run_folder.WORKERS), inputs.examples_per_epoch, inputs.steps_per_epoch)],
 )
 print(json.dumps({"dispatched": dispatched, "steps_per_epoch": inputs.steps_per_epoch}))
 """
@@ -105,7 +107,7 @@ def test_counted_steps_are_differences_of_counts_and_an_unread_worker_is_left_bl
     assert steps[0].tolist() == [6, 5, 4, 5]
     # Unknown rather than wrong: not read after epoch 1, and after epoch 2 it could have restarted.
     assert steps[1].iloc[0] == 4 and steps[1].iloc[1:3].isna().all() and steps[1].iloc[3] == 4
-    first = workers[workers["epoch"] == 0]
+    first = workers[workers["epoch"] == 1]  # epochs count from 1
     assert first["examples"].tolist() == [96, 64] and first["examples_per_second"].tolist() == [96, 64]
 
 
@@ -124,10 +126,10 @@ def test_a_resumed_run_keeps_one_row_per_epoch_and_worker(tmp_path):
     run = run_folder.RunFolder(tmp_path)
     (tmp_path / run_folder.WORKERS).write_text(
         "epoch,worker,steps,examples,examples_per_second,source\n"
-        "0,0,3,3,1.0,counted\n0,1,2,2,1.0,counted\n1,0,1,1,1.0,counted\n1,0,4,4,2.0,counted\n"
+        "1,0,3,3,1.0,counted\n1,1,2,2,1.0,counted\n2,0,1,1,1.0,counted\n2,0,4,4,2.0,counted\n"
     )
     workers = run.read_workers()
-    assert list(zip(workers["epoch"], workers["worker"], workers["steps"])) == [(0, 0, 3), (0, 1, 2), (1, 0, 4)]
+    assert list(zip(workers["epoch"], workers["worker"], workers["steps"])) == [(1, 0, 3), (1, 1, 2), (2, 0, 4)]
     assert run_folder.RunFolder(tmp_path / "none").read_workers().empty
 
 

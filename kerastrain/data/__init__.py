@@ -45,7 +45,10 @@ def load_examples(source, text_column="text", label_column="label", allow_numeri
     names = dict(TEXT_DATASETS)
     if allow_numeric:
         names.update(NUMERIC_DATASETS)
-    if source in names and not os.path.exists(source):
+    if not str(source).strip():
+        raise UsageError(f"--data is empty. Pass a CSV path or one of: {', '.join(names)}.")
+    # Only a file named like a dataset is read instead of it (a folder "sms" is not).
+    if source in names and not os.path.isfile(source):
         examples = names[source]()
     elif looks_like_a_path(source):
         frame = tables.read_csv(source)
@@ -62,8 +65,16 @@ def load_examples(source, text_column="text", label_column="label", allow_numeri
     return examples
 
 
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".gz", ".bz2", ".xz", ".zip", ".zst", ".parquet", ".xls", ".xlsx")
+
+
 def looks_like_a_path(source):
-    return os.path.exists(source) or source.endswith((".csv", ".csv.gz", ".gz")) or os.sep in source
+    return (
+        os.path.lexists(source)
+        or source.lower().endswith(TABLE_SUFFIXES)
+        or os.sep in source
+        or "/" in source
+    )
 
 
 __all__ = ["Examples", "load_examples", "TEXT_DATASETS", "NUMERIC_DATASETS"]

@@ -1,9 +1,9 @@
 """Stratified, seeded train/validation/test splits."""
 
 import dataclasses
+import sys
 
 import numpy as np
-from sklearn import model_selection
 
 from kerastrain.errors import UsageError
 
@@ -34,6 +34,9 @@ def stratified_split(examples, validation_fraction, test_fraction, seed, max_exa
     Raises:
         UsageError: if a class has too few examples to appear in every part.
     """
+    # scikit-learn takes a second or two to import: not before the data has loaded.
+    from sklearn import model_selection
+
     indices = np.arange(len(examples))
     labels = examples.labels
     classes, counts = np.unique(labels, return_counts=True)
@@ -98,3 +101,48 @@ def encode_labels(split):
         return np.asarray([lookup[label] for label in part.labels], dtype=np.int32)
 
     return class_names, ids(split.train), ids(split.validation), ids(split.test)
+
+
+def training_batch_size(batch_size, accumulate_steps, train_examples, source):
+    """The batch size to train with: `batch_size`, or the training split's size when that is smaller.
+
+    One training step takes `batch_size * accumulate_steps` examples. When the
+    training split has fewer, a step would cycle through it several times and
+    an epoch would be that many passes over the data: the batch is cut to
+    `train_examples // accumulate_steps` instead, with a note on stderr, so
+    that an epoch stays one pass. The config keeps the value asked for.
+
+    Args:
+        batch_size: the `--batch-size` asked for.
+        accumulate_steps: the `--accumulate-steps` asked for.
+        train_examples: the number of examples in the training split.
+        source: where the examples came from, for the note.
+
+    Returns:
+        The batch size of a training (micro-)batch, an int from 1 to `batch_size`.
+
+    Raises:
+        UsageError: if `accumulate_steps` alone is more than `train_examples`.
+
+    Example:
+
+    ```python
+    training_batch_size(64, 1, train_examples=40, source="tiny.csv")  # 40, with a note
+    ```
+    """
+    if batch_size * accumulate_steps <= train_examples:
+        return batch_size
+    if accumulate_steps > train_examples:
+        raise UsageError(
+            f"--accumulate-steps {accumulate_steps} is more than the {train_examples} training examples of "
+            f"{source}, so no micro-batch would hold an example. Pass --accumulate-steps {max(train_examples, 1)} "
+            "or less, or use more data."
+        )
+    capped = train_examples // accumulate_steps
+    asked = f"--batch-size {batch_size}" + (f" x --accumulate-steps {accumulate_steps}" if accumulate_steps > 1 else "")
+    print(
+        f"kerastrain: {asked} is more than the {train_examples} training examples of {source}; "
+        f"training on batches of {capped}, so that an epoch is one pass over them",
+        file=sys.stderr,
+    )
+    return capped

@@ -305,3 +305,8 @@ def serve_if_server_task(strategy, local_cluster=""):
     print(f"kerastrain: {task.task_type} {task.task_index} serving on {task.address}", flush=True)
     server.join()
     return True
+
+
+def keeps_epoch_checkpoints(strategy, local_cluster=""):
+    """Whether the chief of this job keeps checkpoints of its last epochs for an evaluator task."""
+    return job_has_evaluator(strategy, local_cluster)

@@ -4,8 +4,9 @@ While the chief trains, it writes a TensorFlow checkpoint of every epoch into
 `OUTPUT_DIR/checkpoints/epochs/` (see `callbacks.EpochCheckpoint`). The
 evaluator task runs the same command: it reads the chief's fitted
 preprocessor, builds the same model outside any strategy, and evaluates each
-new checkpoint on the validation split, one row per epoch in
+new checkpoint on the validation split, one row per epoch (counted from 1) in
 `OUTPUT_DIR/evaluator/metrics.csv`. It trains nothing and writes nothing else.
+`kerastrain.pipeline.evaluate_chief_checkpoints` runs these steps.
 
 `keras.utils.SidecarEvaluator` runs a similar loop, but it always jumps to the
 latest checkpoint (skipping epochs whenever evaluation is slower than
@@ -17,50 +18,18 @@ import csv
 import os
 import time
 
-import joblib
 import numpy as np
 
 from kerastrain import run_folder
 from kerastrain.errors import UsageError
 
 
-def run_evaluator(config, recipe):
-    """The evaluator task of a TF_CONFIG job, from waiting for the chief to its last epoch.
-
-    Args:
-        config: the recipe's config, the same as the chief's.
-        recipe: the recipe's module, whose `load_examples`, `model_inputs` and
-            `build_model` make the same validation split and model as the chief's.
-
-    Returns:
-        The number of checkpoints evaluated.
-
-    Raises:
-        UsageError: if the chief's files or checkpoints do not come in time, or
-            its run has another config or other classes.
-    """
-    from kerastrain.data import splits
-
-    run = run_folder.RunFolder(config.output_dir)
-    preprocessor, class_names = wait_for_chief(run, config, config.evaluator_timeout)
-    split = splits.split_as_configured(recipe.load_examples(config), config)
-    validation_labels = encode_like_chief(split.validation.labels, class_names)
-    print(f"kerastrain: evaluator: {len(split.validation)} validation examples; waiting for checkpoints", flush=True)
-
-    from kerastrain import tf_data
-
-    model = recipe.build_model(config, preprocessor, len(class_names))
-    dataset = tf_data.make_dataset(
-        recipe.model_inputs(preprocessor, split.validation.inputs), validation_labels, config.batch_size
-    )
-    return evaluate_checkpoints(model, dataset, run, config.epochs, config.evaluator_timeout)
-
-
-def wait_for_chief(run, config, timeout_seconds, poll_seconds=1.0):
+def wait_for_chief(run, recipe_name, config, timeout_seconds, poll_seconds=1.0):
     """Waits for the chief to write its fitted preprocessor and class names.
 
     Args:
         run: the chief's `RunFolder`.
+        recipe_name: the recipe this task runs; it must be the chief's.
         config: this task's config; it must be the chief's, or the checkpoints
             would not fit the model built from it.
         timeout_seconds: how long to wait.
@@ -81,8 +50,8 @@ def wait_for_chief(run, config, timeout_seconds, poll_seconds=1.0):
                 f"{run.path}. Start the chief with the same --output-dir, or raise --evaluator-timeout."
             )
         time.sleep(poll_seconds)
-    run.check_config(config)
-    return joblib.load(run.file(run_folder.PREPROCESSOR)), run.read_json(run_folder.CLASSES)
+    run.check_config(config, recipe_name)
+    return run.load_preprocessor(), run.read_json(run_folder.CLASSES)
 
 
 def encode_like_chief(labels, class_names):
@@ -194,7 +163,7 @@ def evaluate_checkpoints(model, dataset, run, epochs, timeout_seconds, poll_seco
                 "writes them only when its TF_CONFIG lists an evaluator task. Add the evaluator to the "
                 "cluster of every task's TF_CONFIG (see cluster/tf_config_examples/) and train again."
             )
-        if epochs - 1 in done or chief_finished:
+        if epochs in done or chief_finished:
             print(f"kerastrain: evaluator: the chief's run is finished; metrics in {run.file(run_folder.EVALUATOR_METRICS)}")
             return evaluated
         if time.monotonic() - last_progress > timeout_seconds:

@@ -38,6 +38,19 @@ def split_cpu(count):
             ) from None
 
 
+def drop_checkpoint_retracing_warning(record):
+    """A logging filter: `False` for TensorFlow's retracing warning about its own checkpoint saves.
+
+    In a job of several tasks TensorFlow's checkpoint saver builds and traces a
+    new save function on every save, on purpose (`MultiDeviceSaver.save` in
+    `tensorflow/python/checkpoint/functional_saver.py`, so that each save reads
+    the current options); from the fifth save on, its generic retracing check
+    then warns twice an epoch (the backup and the epoch checkpoint). Other
+    retracing warnings are kept.
+    """
+    return "MultiDeviceSaver.save.<locals>.tf_function_save" not in record.getMessage()
+
+
 def build_parameter_server_strategy(local_cluster=""):
     """A `ParameterServerStrategy` on a local cluster or on the TF_CONFIG cluster.
 
@@ -63,6 +76,7 @@ def build_parameter_server_strategy(local_cluster=""):
     # tf-keras reads the options of the traced per-worker dataset under parameter
     # servers, and TensorFlow warns about it on every run; nothing a user can act on.
     warnings.filterwarnings("ignore", message="To make it possible to preserve tf.data options", category=UserWarning)
+    tf.get_logger().addFilter(drop_checkpoint_retracing_warning)
     partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
         min_shard_bytes=MIN_SHARD_BYTES, max_shards=ps
     )
@@ -140,3 +154,56 @@ def supports_jit_compile(strategy):
     if strategy.num_replicas_in_sync == 1:
         return True
     return all("GPU" in device.upper() for device in strategy.extended.worker_devices)
+
+
+def worker_count(strategy):
+    """The number of workers that run training steps under `strategy`.
+
+    `ParameterServerStrategy` has no public attribute for it; tf-keras' own
+    evaluation sharding reads the same private one.
+    """
+    if isinstance(strategy, tf.distribute.ParameterServerStrategy):
+        return strategy.extended._num_workers
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return strategy.num_replicas_in_sync // len(strategy.extended.worker_devices)
+    return 1
+
+
+def describe_cluster(strategy):
+    """The cluster `strategy` trains on, as task counts: `{"worker": 2, "ps": 1}`, or `{}` in one process."""
+    if isinstance(strategy, tf.distribute.ParameterServerStrategy):
+        return {"worker": worker_count(strategy), "ps": strategy.extended._num_ps}
+    if getattr(strategy, "cluster_resolver", None) is not None:
+        spec = strategy.cluster_resolver.cluster_spec().as_dict()
+        return {task: len(addresses) for task, addresses in spec.items()}
+    return {}
+
+
+def is_parameter_server(strategy):
+    return isinstance(strategy, tf.distribute.ParameterServerStrategy)
+
+
+def is_multi_worker_mirrored(strategy):
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def has_progress_bar(strategy):
+    """Whether tf-keras can show a per-step progress bar under `strategy` (not under parameter servers)."""
+    return not is_parameter_server(strategy)
+
+
+def evaluation_copy(model):
+    """`model`, or a copy with the same weights outside any strategy where evaluation needs one.
+
+    Under `MultiWorkerMirroredStrategy`, `predict` gathers every worker's
+    batches with collective ops, which fail when the workers' shards end in
+    batches of different sizes. The test split is small and every worker has
+    all of it, so each predicts it whole with a local copy instead.
+    """
+    if not is_multi_worker_mirrored(model.distribute_strategy):
+        return model
+    from kerastrain.backend import keras
+
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy

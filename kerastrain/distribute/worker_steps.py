@@ -49,8 +49,9 @@ class WorkerStepCounter:
         # A per-worker variable lives through the strategy's coordinator; this
         # makes it now, and `fit` later gets the same one (one per strategy).
         tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
-        # No public API tells the number of workers; this attribute is private.
-        self.num_workers = strategy.extended._num_workers
+        from kerastrain.distribute import strategies
+
+        self.num_workers = strategies.worker_count(strategy)
         with strategy.scope():
             self.steps = tf.Variable(
                 0, dtype=tf.int64, trainable=False, name="worker_training_steps", per_worker_variable=True
@@ -97,3 +98,34 @@ class WorkerStepCounter:
             except tf.errors.OpError:  # Includes the cancelled read of a worker that failed.
                 counts.append(None)
         return counts
+
+
+def throughput_callback(model, path, examples_per_epoch, steps_per_epoch):
+    """The callback that writes each worker's share of each epoch, or `None` in one process.
+
+    Under `ParameterServerStrategy` it makes each worker count the training
+    steps it runs (see `WorkerStepCounter`), so call it before `fit`. Under
+    `MultiWorkerMirroredStrategy` every worker runs every step, and the
+    callback shares the job's figures equally.
+
+    Args:
+        model: the compiled model.
+        path: the CSV file to write (`workers.csv` of the run folder).
+        examples_per_epoch: training examples in one epoch, over all workers.
+        steps_per_epoch: training steps in one epoch.
+
+    Returns:
+        A `callbacks.WorkerThroughput`, or `None`.
+    """
+    from kerastrain import callbacks
+    from kerastrain.distribute import strategies
+
+    strategy = model.distribute_strategy
+    examples_per_step = examples_per_epoch // steps_per_epoch
+    if strategies.is_parameter_server(strategy):
+        counter = WorkerStepCounter(strategy)
+        counter.count_in(model)
+        return callbacks.WorkerThroughput(path, counter.num_workers, examples_per_step, steps_per_epoch, counter)
+    if strategies.is_multi_worker_mirrored(strategy):
+        return callbacks.WorkerThroughput(path, strategies.worker_count(strategy), examples_per_step, steps_per_epoch)
+    return None

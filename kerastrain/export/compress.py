@@ -15,9 +15,8 @@ method run so far. The run's own files are only read.
 import argparse
 import os
 import sys
-import types
 
-from kerastrain import cli, run_folder
+from kerastrain import cli, files, run_folder
 from kerastrain.export import litert
 from kerastrain.errors import UsageError
 
@@ -43,26 +42,42 @@ def check_run(path):
     return run
 
 
-def load_test_split(run):
+def recipe_of_run(run):
+    """The `Recipe` that trained the run in `run` (read from its `config.json`)."""
+    from kerastrain.recipes import find_recipe
+
+    stored = run.read_json(run_folder.CONFIG)
+    # Run folders of kerastrain 0.1 do not name their recipe; only the TextCNN has kernel sizes.
+    name = stored.get("recipe") or ("textcnn" if "kernel_sizes" in stored["config"] else "mlp")
+    return find_recipe(name)
+
+
+def load_test_split(run, recipe):
     """The run's test inputs and class ids, recreated from its `config.json`.
+
+    The same data, seed and fractions give the same split.
 
     Returns:
         A tuple `(test_examples, class_names, test_label_ids)`.
-    """
-    from kerastrain import data
-    from kerastrain.data import splits
 
-    stored = run.read_json(run_folder.CONFIG)["config"]
-    config = types.SimpleNamespace(**stored)
+    Raises:
+        UsageError: if the run's data cannot be loaded again.
+    """
+    from kerastrain import pipeline
+
+    from kerastrain.api import IN_MEMORY_DATA
+
+    config = recipe.config_class.from_dict(run.read_json(run_folder.CONFIG)["config"])
+    if config.data in IN_MEMORY_DATA:
+        raise UsageError(
+            f"{run.path} was trained on {IN_MEMORY_DATA[config.data]}, which kerastrain cannot load again to "
+            "score it. Train on a CSV file to compress the run."
+        )
     try:
-        # Numeric tables are read only when a CSV lacks the text column, which the
-        # data of a finished text run does not, so this loads what either recipe did.
-        examples = data.load_examples(config.data, config.text_column, config.label_column, allow_numeric=True)
-        split = splits.split_as_configured(examples, config)
+        data = pipeline.load_data(recipe, config)
     except UsageError as error:
         raise UsageError(f"Cannot recreate the test split of {run.path}: {error}") from None
-    class_names, _, _, test_labels = splits.encode_labels(split)
-    return split.test, class_names, test_labels
+    return data.split.test, data.class_names, data.test_labels
 
 
 def score(probabilities, label_ids, class_names):
@@ -72,12 +87,14 @@ def score(probabilities, label_ids, class_names):
     return {name: metrics[name] for name in ("accuracy", "macro_f1", "loss")}
 
 
-def compress_run(run, method):
+def compress_run(run, method, recipe=None):
     """Quantizes the run's model, scores both on its test split and writes the results.
 
     Args:
         run: a `RunFolder` holding a finished run.
         method: a key of `litert.METHODS`.
+        recipe: the `Recipe` that trained it. Defaults to `None` (read from
+            the run's `config.json`).
 
     Returns:
         The report written to `RUN_DIR/compressed/compression.json`.
@@ -85,7 +102,7 @@ def compress_run(run, method):
     Raises:
         UsageError: if the run's data cannot be loaded, or has other classes now.
     """
-    test, class_names, test_labels = load_test_split(run)
+    test, class_names, test_labels = load_test_split(run, recipe or recipe_of_run(run))
 
     # TensorFlow starts here.
     from kerastrain.export.predict import Predictor
@@ -158,10 +175,11 @@ def format_table(report):
     return "\n".join(lines)
 
 
-def main(argv=None):
+def main(argv=None, prog="kerastrain compress"):
+    """`kerastrain compress RUN_DIR [--method METHOD]`."""
     methods = "\n".join(f"  {name}: {description}" for name, description in litert.METHODS.items())
     parser = cli.OneLineErrorParser(
-        prog="python -m kerastrain.export.compress",
+        prog=prog,
         description="Quantize a finished run's model after training and compare size and test accuracy.",
         epilog=f"methods:\n{methods}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -173,6 +191,7 @@ def main(argv=None):
     parser.add_argument("--debug", action="store_true", help="Show the full traceback of an error.")
     arguments = parser.parse_args(argv)
     run = check_run(arguments.run_dir)
+    files.check_writable_folder(run.file(COMPRESSED_FOLDER), "RUN_DIR")  # before minutes of quantizing
     litert.require_interpreter()
     report = compress_run(run, arguments.method)
     print(format_table(report))

@@ -1,6 +1,7 @@
 """A multilayer perceptron for feature vectors."""
 
 from kerastrain.backend import keras
+from kerastrain.models.checkpointing import RecomputedBlock
 
 
 def build_mlp(
@@ -13,6 +14,7 @@ def build_mlp(
     dropout=0.0,
     l1=0.0,
     l2=0.0,
+    gradient_checkpointing=False,
 ):
     """Builds a multilayer perceptron classifier with the Functional API.
 
@@ -33,6 +35,10 @@ def build_mlp(
         dropout: dropout rate after each hidden layer. Defaults to `0.0`.
         l1: L1 penalty on the hidden kernels. Defaults to `0.0`.
         l2: L2 penalty on the hidden kernels. Defaults to `0.0`.
+        gradient_checkpointing: make each hidden layer (with its batch
+            normalization, activation and dropout) a `RecomputedBlock`, whose
+            activations are recomputed in the backward pass instead of kept.
+            Defaults to `False`.
 
     Returns:
         An uncompiled `keras.Model` with one input named `"features"` whose
@@ -49,18 +55,25 @@ def build_mlp(
     features = keras.Input(shape=(input_dim,), name="features")
     hidden = features
     for index, units in enumerate(hidden_units):
-        hidden = layers.Dense(
-            units,
-            kernel_initializer=initializer,
-            kernel_regularizer=regularizer,
-            use_bias=not batch_normalization,  # BatchNormalization has its own offset.
-            name=f"dense_{index}",
-        )(hidden)
+        block = [
+            layers.Dense(
+                units,
+                kernel_initializer=initializer,
+                kernel_regularizer=regularizer,
+                use_bias=not batch_normalization,  # BatchNormalization has its own offset.
+                name=f"dense_{index}",
+            )
+        ]
         if batch_normalization:
-            hidden = layers.BatchNormalization(name=f"batch_normalization_{index}")(hidden)
-        hidden = layers.Activation(activation, name=f"{activation}_{index}")(hidden)
+            block.append(layers.BatchNormalization(name=f"batch_normalization_{index}"))
+        block.append(layers.Activation(activation, name=f"{activation}_{index}"))
+        if gradient_checkpointing:
+            hidden = RecomputedBlock(block, dropout=dropout, name=f"hidden_{index}")(hidden)
+            continue
         if dropout:
-            hidden = layers.Dropout(dropout, name=f"dropout_{index}")(hidden)
+            block.append(layers.Dropout(dropout, name=f"dropout_{index}"))
+        for layer in block:
+            hidden = layer(hidden)
     logits = layers.Dense(num_classes, kernel_initializer="glorot_uniform", name="logits")(hidden)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
     return keras.Model(features, outputs, name="mlp")

@@ -3,6 +3,7 @@
 import numpy as np
 
 from kerastrain.backend import keras
+from kerastrain.models.checkpointing import RecomputedBlock
 from kerastrain.models.layers import WeightedBag
 
 
@@ -21,6 +22,7 @@ def build_textcnn(
     ngram_weights=None,
     embedding_matrix=None,
     embedding_trainable=True,
+    gradient_checkpointing=False,
 ):
     """Builds a TextCNN classifier with the Functional API.
 
@@ -37,7 +39,9 @@ def build_textcnn(
     n-gram, starting at 1, and the branch outputs, per class, the sum over the
     text's n-grams of ratio times weight: with binary n-gram ids (each once) that
     is one logistic regression per class on NB-scaled features (NBSVM's
-    features), started from the naive-Bayes classifier.
+    features), started from the naive-Bayes classifier; the classifier starts
+    with a weight of 0.1 from each class's score to that class's logit and 0
+    to the others.
 
     Args:
         vocabulary_size: number of token ids, padding (0) and unknown (1) included.
@@ -73,6 +77,9 @@ def build_textcnn(
         embedding_trainable: whether training updates the word embeddings
             (Kim's CNN-non-static); `False` keeps them fixed (CNN-static).
             Defaults to `True`.
+        gradient_checkpointing: make each convolution branch (convolution and
+            max-pooling) a `RecomputedBlock`, whose activations are recomputed
+            in the backward pass instead of kept. Defaults to `False`.
 
     Returns:
         An uncompiled `keras.Model` with inputs named `"tokens"` (and `"ngrams"`)
@@ -105,10 +112,14 @@ def build_textcnn(
     embedded = embedding(tokens)
     pooled = []
     for kernel_size in kernel_sizes:
-        convolved = layers.Conv1D(
-            filters, kernel_size, activation="relu", name=f"conv_{kernel_size}"
-        )(embedded)
-        pooled.append(layers.GlobalMaxPooling1D(name=f"max_pool_{kernel_size}")(convolved))
+        branch = [
+            layers.Conv1D(filters, kernel_size, activation="relu", name=f"conv_{kernel_size}"),
+            layers.GlobalMaxPooling1D(name=f"max_pool_{kernel_size}"),
+        ]
+        if gradient_checkpointing:
+            pooled.append(RecomputedBlock(branch, name=f"branch_{kernel_size}")(embedded))
+        else:
+            pooled.append(branch[1](branch[0](embedded)))
     features = pooled[0] if len(pooled) == 1 else layers.Concatenate(name="pooled")(pooled)
     features = layers.Dropout(dropout, name="dropout")(features)
     inputs = [tokens]
@@ -153,6 +164,15 @@ def build_textcnn(
     model = keras.Model(inputs, outputs, name="textcnn")
     if ngram_vocabulary_size:
         weight_table.set_weights([weights])
+        if per_column:
+            # Column c of the branch scores class c: the classifier starts by adding a
+            # tenth of it (the size of its random weights) to class c's logit only. A
+            # random start can point it the wrong way, which a short run on a small
+            # dataset does not undo.
+            classifier = model.get_layer("logits")
+            kernel, bias = classifier.get_weights()
+            kernel[-weights.shape[1]:] = 0.1 * np.eye(weights.shape[1], num_classes)
+            classifier.set_weights([kernel, bias])
     if embedding_matrix is not None:
         # Set after building, not as an initializer: a Constant initializer would
         # write the whole matrix into the saved model's config.

@@ -5,7 +5,7 @@ Run it as `python -m kerastrain compare RUN_DIR RUN_DIR ... [--output compare.pn
 
 import os
 
-from kerastrain import plots, run_folder
+from kerastrain import files, plots, run_folder
 from kerastrain.errors import UsageError
 
 COLUMNS = (
@@ -74,7 +74,7 @@ def compare_runs(paths, output="compare.png"):
 
     Raises:
         UsageError: if a folder holds no finished run, or `output` is not a PNG
-            path in an existing folder.
+            path that can be written, or is a file of one of the runs.
 
     Example:
 
@@ -84,9 +84,7 @@ def compare_runs(paths, output="compare.png"):
     """
     if not output.lower().endswith(".png"):
         raise UsageError(f"Expected --output to be a .png file. Received: output={output!r}")
-    folder = os.path.dirname(output) or "."
-    if not os.path.isdir(folder):
-        raise UsageError(f"--output {output}: folder {folder} does not exist. Create it or pass another path.")
+    files.check_writable_file(output, "--output", protected=paths)
     runs = [run_folder.open_finished_run(path) for path in paths]
     labels = run_labels(paths)
     rows = [summary_row(label, run) for label, run in zip(labels, runs)]

@@ -88,7 +88,7 @@ def build_report(run):
     workers = run.read_workers()
     name = os.path.basename(os.path.abspath(run.path))
     sections = [
-        summary_section(name, config, environment, metrics),
+        summary_section(name, stored, metrics),
         curves_section(run, history),
         evaluation_section(run),
         baseline_section(metrics),
@@ -97,7 +97,11 @@ def build_report(run):
         trials_section(run),
         side_by_side(
             key_value_section("config", "Config", config),
-            key_value_section("environment", "Environment", describe_environment(environment)),
+            "<div>\n"
+            + key_value_section("data", "Data", describe_data(stored))
+            + "\n"
+            + key_value_section("environment", "Environment", describe_environment(environment))
+            + "\n</div>",
         ),
     ]
     body = "\n".join(section for section in sections if section)
@@ -110,7 +114,9 @@ def build_report(run):
     )
 
 
-def summary_section(name, config, environment, metrics):
+def summary_section(name, stored, metrics):
+    config = stored.get("config", {})
+    environment = stored.get("environment", {})
     test = metrics.get("test", {})
     validation = metrics.get("validation", {})
     cards = [
@@ -129,7 +135,9 @@ def summary_section(name, config, environment, metrics):
     where = ", ".join(
         part
         for part in (
+            stored.get("recipe", ""),
             f"data: {config['data']}" if "data" in config else "",
+            stored.get("preprocessor", {}).get("description", ""),
             f"{environment.get('precision', '')} on {describe_cluster(environment)}" if environment else "",
             f"strategy {config['strategy']}" if "strategy" in config else "",
         )
@@ -237,7 +245,7 @@ def throughput_section(history, environment, workers, config, metrics):
     if "examples_per_second" not in history or not len(history):
         return ""
     rows = [
-        [int(row.epoch) + 1, format_number(getattr(row, "epoch_seconds", None), 2), format_number(row.examples_per_second, 0)]
+        [int(row.epoch), format_number(getattr(row, "epoch_seconds", None), 2), format_number(row.examples_per_second, 0)]
         for row in history.itertuples()
     ]
     table = html_table(["epoch", "seconds", "examples / s"], rows, numeric_columns={0, 1, 2})
@@ -266,7 +274,35 @@ def throughput_section(history, environment, workers, config, metrics):
         )
     return (
         f'<section id="throughput">\n<h2>Throughput</h2>\n<div class="pair"><div>{image}</div>'
-        f'<div>{table}</div></div>\n<p class="note">{escape(note)}</p>{per_worker}\n</section>'
+        f'<div>{table}</div></div>\n<p class="note">{escape(note)}</p>{per_worker}'
+        f"{precision_part(environment)}\n</section>"
+    )
+
+
+def precision_part(environment):
+    """How the run's float policy was chosen, and the preflight's timings when there was one."""
+    choice = environment.get("precision_choice")
+    if not choice:
+        return ""
+    speeds = choice.get("examples_per_second") or {}
+    table = ""
+    if speeds:
+        reference = speeds.get("float32")
+        rows = [
+            [policy, format_number(speed, 0), f"{speed / reference:.2f}x" if reference else ""]
+            for policy, speed in speeds.items()
+        ]
+        table = "\n" + html_table(["policy", "preflight examples / s", "vs float32"], rows, numeric_columns={1, 2})
+    note = ""
+    if choice.get("preflight_seconds") is not None:
+        note = (
+            f"The preflight trained a few batches of the model in each policy, alternating, and took "
+            f"{choice['preflight_seconds']:.1f} s, compilation included; a reduced precision is kept only "
+            f"at {choice.get('threshold', '')}x float32's examples per second or more."
+        )
+    return (
+        f'\n<h3 id="precision">Precision</h3>\n<p>{escape(choice.get("reason", ""))}</p>{table}'
+        + (f'\n<p class="note">{escape(note)}</p>' if note else "")
     )
 
 
@@ -279,7 +315,7 @@ def worker_table(workers, history):
         columns += [f"worker {worker} steps", f"worker {worker} examples / s"]
     rows = []
     for epoch in steps.index:
-        cells = [int(epoch) + 1]
+        cells = [int(epoch)]
         for worker in steps.columns:
             cells += [format_number(steps.at[epoch, worker], 0), format_number(rates.at[epoch, worker], 0)]
         rows.append(cells)
@@ -318,7 +354,7 @@ def worker_note(workers, config, metrics):
     )
     if steps_per_epoch:
         totals = workers.groupby("epoch")["steps"].sum(min_count=count)
-        short = [int(epoch) + 1 for epoch, total in totals.items() if not total == steps_per_epoch]
+        short = [int(epoch) for epoch, total in totals.items() if not total == steps_per_epoch]
         if short:
             note += (
                 f" In epoch(s) {', '.join(map(str, short))} the counts do not add up to the epoch's "
@@ -359,6 +395,18 @@ def key_value_section(section_id, title, values):
 def side_by_side(*parts):
     parts = [part for part in parts if part]
     return '<div class="pair">\n' + "\n".join(parts) + "\n</div>" if parts else ""
+
+
+def describe_data(stored):
+    """What the run was trained on: the data's source, size and fingerprint, and the model's inputs."""
+    data = stored.get("data", {})
+    described = {
+        "source": data.get("source"),
+        "examples": data.get("examples"),
+        "fingerprint (SHA-256)": data.get("fingerprint", "")[:16] + "..." if data.get("fingerprint") else None,
+        "model inputs": stored.get("preprocessor", {}).get("description"),
+    }
+    return {label: value for label, value in described.items() if value is not None}
 
 
 def describe_environment(environment):

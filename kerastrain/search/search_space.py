@@ -29,6 +29,7 @@ KerasTuner.
 
 import dataclasses
 import importlib
+import math
 
 from kerastrain import config as config_lib
 from kerastrain.errors import UsageError
@@ -36,7 +37,7 @@ from kerastrain.errors import UsageError
 ALGORITHMS = ("bayesian", "random")
 SAMPLINGS = ("linear", "log", "reverse_log")
 DEFAULT_MAX_TRIALS = 10
-EXAMPLE_PRESETS = {"TextCNNConfig": "recipes/sms_textcnn_tune.toml", "MLPConfig": "recipes/digits_mlp_tune.toml"}
+EXAMPLE_PRESETS = {"TextCNNConfig": "sms_textcnn_tune", "MLPConfig": "digits_mlp_tune"}
 
 # Fields that say what data to use, how to measure, or where and how fast to run:
 # searching them would either change what the score means (data, split, seed)
@@ -225,8 +226,8 @@ def parse_range(item, kind, table, where):
             )
     if not minimum < maximum:
         raise UsageError(f"{where}: expected min < max. Received: min={minimum!r}, max={maximum!r}")
-    if step is not None and step <= 0:
-        raise UsageError(f"{where}: expected step > 0. Received: step={step!r}")
+    if step is not None and not (math.isfinite(step) and step > 0):  # NaN fails every comparison
+        raise UsageError(f"{where}: expected a finite step > 0. Received: step={step!r}")
     if sampling not in SAMPLINGS:
         raise UsageError(
             f"{where}: expected sampling to be one of {', '.join(SAMPLINGS)}. Received: sampling={sampling!r}"

@@ -1,20 +1,19 @@
 """Studies: one recipe trained under several named config variants, compared.
 
 A study takes a base config and a dict of variants, each a name and the fields
-it changes. Every variant trains through the recipe's `main` into its own run
-folder, and the study gathers their `history.csv` and `metrics.json` into
-overlaid curves and a table of final metrics.
+it changes. Every variant trains through the pipeline into its own run folder,
+and the study gathers their `history.csv` and `metrics.json` into overlaid
+curves and a table of final metrics.
 
 Example:
 
 ```python
-from kerastrain import config
+import kerastrain
 from kerastrain.search import studies
-from kerastrain.recipes import mlp
 
-base = config.resolve(config.MLPConfig, overrides={"epochs": 20, "verbose": 0})
+base = kerastrain.MLPConfig(epochs=20, verbose=0)
 results = studies.run_variants(
-    mlp.main,
+    "mlp",
     base,
     {"sgd": {"optimizer": "sgd", "learning_rate": 0.05}, "adam": {"optimizer": "adam"}},
     output_dir="runs/optimizers",
@@ -33,7 +32,6 @@ from matplotlib import ticker
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from kerastrain import run_folder
 
 # Curves a study draws by default, with their axis labels.
 VALIDATION_CURVES = {"val_loss": "validation loss", "val_accuracy": "validation accuracy"}
@@ -137,7 +135,7 @@ def folder_name(name):
     return re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-") or "variant"
 
 
-def run_variants(recipe_main, base_config, variants, output_dir):
+def run_variants(recipe, base_config, variants, output_dir):
     """Trains `base_config` changed by each variant, each in its own run folder.
 
     The run folder of a variant is `output_dir/folder_name(name)`. As for any
@@ -146,8 +144,7 @@ def run_variants(recipe_main, base_config, variants, output_dir):
     settings) train it once.
 
     Args:
-        recipe_main: the recipe's `main(config)`, such as
-            `kerastrain.recipes.mlp.main`.
+        recipe: the `Recipe` to train, or its name, such as `"mlp"`.
         base_config: the validated config every variant starts from.
         variants: a dict from a variant's name to a dict of the config fields it
             changes (`{}` for the base config itself).
@@ -161,8 +158,13 @@ def run_variants(recipe_main, base_config, variants, output_dir):
         UsageError: if a variant changes a field that does not exist or sets a
             value out of range, or if two variants share a folder name.
     """
+    from kerastrain import pipeline
     from kerastrain.errors import UsageError
 
+    if isinstance(recipe, str):
+        from kerastrain.recipes import find_recipe
+
+        recipe = find_recipe(recipe)
     folders = {}
     for name in variants:
         folder = folder_name(name)
@@ -191,9 +193,8 @@ def run_variants(recipe_main, base_config, variants, output_dir):
         # Each run builds its own model; freeing the previous one keeps a long
         # study's memory flat and its layer names the same as a lone run's.
         keras.backend.clear_session()
-        metrics = recipe_main(config)
-        run = run_folder.RunFolder(config.output_dir)
-        results[name] = VariantResult(name, config, metrics, run.read_history(), run.path)
+        run = pipeline.train(recipe, config)
+        results[name] = VariantResult(name, config, run.metrics, run.history, run.path)
     return results
 
 
@@ -218,7 +219,7 @@ def plot_comparisons(comparisons, curves=None):
         for axis, (column, label) in zip(row, curves.items()):
             for result in results.values():
                 if column in result.history and not result.history.empty:
-                    epochs = result.history["epoch"].to_numpy() + 1
+                    epochs = result.history["epoch"].to_numpy()
                     axis.plot(epochs, result.history[column].to_numpy(), marker="o", markersize=3, label=result.name)
             axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
             axis.set_xlabel("epoch")

@@ -31,11 +31,11 @@ import os
 import statistics
 
 from kerastrain.backend import keras, tf  # before KerasTuner: it imports TensorFlow
-from kerastrain import accumulation, optimizers, precision, run_folder, tf_data, training
-from kerastrain.search import search_space
-from kerastrain.distribute import strategies
+from kerastrain import pipeline, precision, run_folder, training
 from kerastrain.data import splits
+from kerastrain.distribute import strategies
 from kerastrain.errors import UsageError
+from kerastrain.search import search_space
 
 import keras_tuner  # noqa: E402  (after kerastrain.backend, see above)
 from keras_tuner.engine import base_tuner  # noqa: E402
@@ -88,26 +88,14 @@ class MedianStopping(keras.callbacks.Callback):
             self.stopped_epoch = epoch
 
 
-@dataclasses.dataclass
-class SearchData:
-    """The data that every trial shares: one seeded split, loaded once."""
-
-    examples: object
-    split: object
-    class_names: list
-    train_labels: object
-    validation_labels: object
-
-
 class RecipeTuner(base_tuner.BaseTuner):
     """Runs trials of a recipe: its preprocessing and model, with the trial's values.
 
     Args:
         oracle: the KerasTuner oracle that picks the trials.
         base_config: the recipe's config without the searched values.
-        recipe: the recipe module, with `fit_preprocessor`, `model_inputs` and
-            `build_model`.
-        data: the `SearchData`.
+        recipe: the `Recipe`.
+        data: the `pipeline.PreparedData` that every trial trains on.
         jit_compile: whether to XLA-compile the training step.
         directory: the run folder.
     """
@@ -158,27 +146,20 @@ class RecipeTuner(base_tuner.BaseTuner):
 def train_trial(config, recipe, data, jit_compile, earlier_curves):
     """Trains one trial's model on the train split; returns its validation curve.
 
+    The trial fits its own preprocessor (a trial may change its settings) and
+    builds the model as a run does (`pipeline.training_inputs`,
+    `pipeline.build_compiled_model`), under the default strategy.
+
     Returns:
         A dict with `val_loss` and `val_accuracy` per epoch, and `pruned_at`:
         the epoch the median stopping rule stopped it at, or `None`.
     """
     keras.backend.clear_session()  # drop the previous trial's models and graphs
     training.seed_everything(config.seed)
+    strategy = tf.distribute.get_strategy()
     preprocessor = recipe.fit_preprocessor(config, data.split.train)
-    train_inputs = recipe.model_inputs(preprocessor, data.split.train.inputs)
-    inputs = tf_data.make_training_inputs(
-        tf.distribute.get_strategy(),
-        train=(train_inputs, data.train_labels),
-        validation=(recipe.model_inputs(preprocessor, data.split.validation.inputs), data.validation_labels),
-        batch_size=config.batch_size,
-        seed=config.seed,
-        accumulate_steps=config.accumulate_steps,
-        length_buckets=recipe.training_length_buckets(config, train_inputs),
-    )
-    model = recipe.build_model(config, preprocessor, len(data.class_names))
-    model = accumulation.with_gradient_accumulation(model, config.accumulate_steps)
-    optimizer = optimizers.optimizer_from_config(config)
-    training.compile_classifier(model, optimizer, config.steps_per_execution, jit_compile)
+    inputs = pipeline.training_inputs(recipe, config, strategy, preprocessor, data)
+    model = pipeline.build_compiled_model(recipe, config, strategy, preprocessor, len(data.class_names), jit_compile)
     if jit_compile:
         training.compile_only_training_step(model)
     median_stopping = MedianStopping(earlier_curves)
@@ -201,14 +182,14 @@ def train_trial(config, recipe, data, jit_compile, earlier_curves):
     }
 
 
-def search(config, space, recipe):
+def search(recipe, config, space):
     """Runs (or resumes) the search; writes `trials.csv` and `best.toml`.
 
     Args:
-        config: the recipe's validated base config, under the default strategy.
+        recipe: the `Recipe` whose model is searched.
+        config: the recipe's validated base config, under the default strategy,
+            with its run folder chosen.
         space: the checked `search_space.SearchSpace`.
-        recipe: the recipe module, with `load_examples`, `fit_preprocessor`,
-            `model_inputs` and `build_model`.
 
     Returns:
         The best trial's config, to train the final model with in the same
@@ -221,11 +202,10 @@ def search(config, space, recipe):
     """
     project_dir = os.path.join(config.output_dir, PROJECT)
     check_search_folder(config, space, project_dir)
-
-    examples = recipe.load_examples(config)
-    split = splits.split_as_configured(examples, config)
-    class_names, train_labels, validation_labels, _ = splits.encode_labels(split)
-    data = SearchData(examples, split, class_names, train_labels, validation_labels)
+    data = pipeline.load_data(recipe, config)
+    data.train_batch_size = splits.training_batch_size(
+        config.batch_size, config.accumulate_steps, len(data.split.train), data.examples.source
+    )
 
     strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
     policy = precision.apply_precision(config.precision, config.strategy)
@@ -234,8 +214,8 @@ def search(config, space, recipe):
     write_json(os.path.join(project_dir, SEARCH), search_identity(config, space))
     print(
         f"kerastrain: searching {', '.join(space.names)} over {space.max_trials} trials "
-        f"({space.algorithm}) on {len(split.train)} train and {len(split.validation)} validation "
-        f"examples of {examples.source}; {policy}; state in {project_dir}"
+        f"({space.algorithm}) on {len(data.split.train)} train and {len(data.split.validation)} validation "
+        f"examples of {data.examples.source}; {policy}; state in {project_dir}"
     )
 
     oracle_class = {
@@ -268,18 +248,18 @@ def search(config, space, recipe):
     best_trial = best_trials[0]
     best_config = tuner.trial_config(best_trial)
     best_path = os.path.join(project_dir, BEST_PRESET)
-    write_preset(best_path, best_config, space.names, f"trial_{best_trial.trial_id}, val_loss {best_trial.score:.6g}")
+    write_preset(
+        best_path, recipe.name, best_config, space.names, f"trial_{best_trial.trial_id}, val_loss {best_trial.score:.6g}"
+    )
     chosen = ", ".join(f"{name}={format_value(getattr(best_config, name))}" for name in space.names)
     print(
         f"kerastrain: best of {len(rows)} trials is trial_{best_trial.trial_id}, "
         f"val_loss {best_trial.score:.4f}: {chosen}\n"
         f"kerastrain: trials in {os.path.join(project_dir, TRIALS)}; best config in {best_path}"
     )
-    train_elsewhere = (
-        f"python -m kerastrain.recipes.{recipe_name(config)} --config {best_path} --output-dir NEW_FOLDER"
-    )
+    train_elsewhere = f"kerastrain train {recipe.name} --config {best_path} --output-dir NEW_FOLDER"
     try:
-        run_folder.RunFolder(config.output_dir).check_config(best_config)
+        run_folder.RunFolder(config.output_dir).check_config(best_config, recipe.name)
     except UsageError:
         # A resumed search with a larger budget found a better config than the
         # one whose model this folder already holds; that model stays.
@@ -369,7 +349,7 @@ def write_trials_csv(path, rows, space):
     os.replace(temporary, path)
 
 
-def write_preset(path, config, searched, found):
+def write_preset(path, recipe_name, config, searched, found):
     """Writes `config` as a TOML preset: the fields that differ from the defaults.
 
     The `searched` fields and `output_dir` are always written, so the file says
@@ -377,16 +357,16 @@ def write_preset(path, config, searched, found):
 
     Args:
         path: the `.toml` file.
+        recipe_name: the recipe's name, written as the preset's `recipe`.
         config: the config to write.
         searched: the names of the searched fields.
         found: a few words on where the values come from, for the file's header.
     """
     defaults = type(config)()
-    recipe = recipe_name(config)
     lines = [
         f"# The best of a --tune search: {found}. Its model is trained in output_dir; to train it again:",
-        f"#   python -m kerastrain.recipes.{recipe} --config {path} --output-dir NEW_FOLDER",
-        f"recipe = {toml_value(recipe)}",
+        f"#   kerastrain train {recipe_name} --config {path} --output-dir NEW_FOLDER",
+        f"recipe = {toml_value(recipe_name)}",
     ]
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
@@ -413,10 +393,6 @@ def format_value(value):
     if isinstance(value, tuple):
         return ",".join(str(part) for part in value)
     return value
-
-
-def recipe_name(config):
-    return type(config).__name__.removesuffix("Config").lower()
 
 
 def read_curve(project_dir, trial):

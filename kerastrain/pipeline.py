@@ -1,0 +1,279 @@
+"""The one training pipeline, which runs a `Recipe` as its config says.
+
+The command line (`kerastrain train`), the Python API (`kerastrain.train`),
+the tuner's trials and a job's evaluator task all run the steps below; a
+recipe only says how to load its examples, fit its preprocessor and build its
+model (see `kerastrain.recipe`).
+
+1. Check the settings, and the cluster role of this process: a job's worker
+   and ps tasks serve, its evaluator task evaluates the chief's checkpoints.
+2. Load the data and split it (stratified and seeded), then check the run
+   folder: a folder that holds another config or was trained on other data is
+   refused before anything is written.
+3. Fit the preprocessor on the training split (or read the folder's, when a
+   run resumes).
+4. Start TensorFlow: the strategy, the float policy, the input pipeline, and
+   the model built and compiled in the strategy's scope.
+5. Train with checkpoints, early stopping and resume; evaluate the best weights
+   on the test split; write the run folder and its report.
+"""
+
+import dataclasses
+import shutil
+import tempfile
+
+import numpy as np
+
+from kerastrain import files, run_folder
+from kerastrain.data import splits
+from kerastrain.distribute import cluster
+
+
+@dataclasses.dataclass
+class PreparedData:
+    """A run's examples, their split and their class ids.
+
+    Attributes:
+        examples: all the `kerastrain.data.Examples` loaded.
+        split: the stratified, seeded `splits.Split` of them.
+        class_names: the class names, sorted; the model's outputs in order.
+        train_labels: class ids of the training split.
+        validation_labels: class ids of the validation split.
+        test_labels: class ids of the test split.
+        train_batch_size: the batch size to train with, when it differs from
+            `config.batch_size` (see `splits.training_batch_size`); `None`
+            trains with `config.batch_size`.
+    """
+
+    examples: object
+    split: object
+    class_names: list
+    train_labels: np.ndarray
+    validation_labels: np.ndarray
+    test_labels: np.ndarray
+    train_batch_size: int = None
+
+
+def load_data(recipe, config, examples=None):
+    """Loads the examples `config.data` names (or takes `examples`) and splits them.
+
+    Args:
+        recipe: the `Recipe`.
+        config: its validated config.
+        examples: `kerastrain.data.Examples` given in memory, which replace
+            `config.data`. Defaults to `None`.
+
+    Returns:
+        A `PreparedData`.
+
+    Raises:
+        UsageError: for data that cannot be read or split.
+    """
+    if examples is None:
+        examples = recipe.load_examples(config)
+    split = splits.split_as_configured(examples, config)
+    class_names, train_labels, validation_labels, test_labels = splits.encode_labels(split)
+    return PreparedData(examples, split, class_names, train_labels, validation_labels, test_labels)
+
+
+def with_output_dir(recipe, config, examples=None):
+    """`config` with its run folder chosen, when `output_dir` is empty (see `run_folder.default_path`)."""
+    if config.output_dir:
+        return config
+    fingerprint = run_folder.fingerprint_examples(examples) if examples is not None else None
+    return dataclasses.replace(config, output_dir=run_folder.default_path(recipe.name, config, fingerprint))
+
+
+def train(recipe, config, examples=None):
+    """Trains, evaluates and saves a model of `recipe` as `config` says.
+
+    Rerunning with the same config and data resumes an interrupted run at its
+    last finished epoch, and leaves a finished run as it is.
+
+    Args:
+        recipe: the `Recipe`.
+        config: its config; it is checked here, before anything is written.
+        examples: `kerastrain.data.Examples` given in memory, instead of
+            loading `config.data`. Defaults to `None`.
+
+    Returns:
+        The finished `run_folder.Run`; `None` in a job's task that does not
+        write the run folder (a worker, a ps, the evaluator, a non-chief
+        worker of multi-worker mirrored).
+
+    Raises:
+        UsageError: for bad settings, data or run folder, before anything is
+            written.
+    """
+    # Setup: everything that can be checked without TensorFlow comes first, so
+    # that bad input is reported at once and leaves nothing behind.
+    config.validate()
+    if cluster.serve_if_server_task(config.strategy, config.local_cluster):
+        return None  # a worker or ps task of a parameter-server job serves until stopped
+    config = with_output_dir(recipe, config, examples)
+    if cluster.is_evaluator_task(config.strategy, config.local_cluster):
+        evaluate_chief_checkpoints(recipe, config, examples)
+        return None
+    writes_outputs = cluster.writes_outputs(config.strategy, config.local_cluster)
+    if writes_outputs:
+        files.check_writable_folder(config.output_dir, "--output-dir")
+    else:  # a non-chief worker of multi-worker mirrored: it saves what the chief saves, then drops it
+        config = dataclasses.replace(config, output_dir=tempfile.mkdtemp(prefix="kerastrain-worker-"), verbose=2)
+
+    # Load data: a stratified, seeded train/validation/test split. The run
+    # folder is checked against the data before anything is written into it.
+    data = load_data(recipe, config, examples)
+    data.train_batch_size = splits.training_batch_size(
+        config.batch_size, config.accumulate_steps, len(data.split.train), data.examples.source
+    )
+    run = run_folder.RunFolder(config.output_dir)
+    data_record = run_folder.describe_data(data.examples)
+    run.check_resumable(recipe.name, config, data_record)
+    if run.finished:
+        print(f"kerastrain: {run.path} already holds this finished run; see its report.html")
+        return run_folder.Run(run.path)
+
+    # Prepare: the recipe's preprocessor, fitted on the training split only; a
+    # resumed run keeps the one it started with.
+    resuming = run.exists(run_folder.PREPROCESSOR)
+    preprocessor = run.load_preprocessor() if resuming else recipe.fit_preprocessor(config, data.split.train)
+
+    # TensorFlow starts here. The strategy comes first: it may split the CPU
+    # into logical devices, which must happen before anything touches a device.
+    from kerastrain import baseline, precision, report, training
+    from kerastrain.distribute import strategies
+
+    strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
+    jit_compile = config.jit_compile and strategies.supports_jit_compile(strategy)
+    # --precision auto may first time a few training steps per policy (outside the
+    # strategy's scope); seeding comes after, so the run's weights do not depend on it.
+    choice = precision.choose_for_run(
+        recipe, config, preprocessor, data.split.train, data.train_labels, len(data.class_names), jit_compile,
+        run.file(run_folder.CONFIG),
+    )  # fmt: skip
+    policy = precision.apply_choice(choice)
+    training.seed_everything(config.seed)
+    environment = training.describe_environment(strategy, config.strategy, policy, jit_compile)
+    environment["precision_choice"] = choice.to_dict()
+    run.create(recipe.name, config, environment, data_record, preprocessor, data.class_names)
+    print(
+        f"kerastrain: {recipe.name} on {data.examples.source}: {len(data.split.train):,} train, "
+        f"{len(data.split.validation):,} validation, {len(data.split.test):,} test examples; "
+        f"{len(data.class_names)} classes; {preprocessor.describe()}; {policy} on "
+        f"{training.describe_devices(environment)}; "
+        + (f"{choice.reason}; " if config.precision == "auto" else "")
+        + f"{'resuming' if run.exists(run_folder.HISTORY) else 'run folder'} {run.path}",
+        flush=True,
+    )
+    inputs = training_inputs(recipe, config, strategy, preprocessor, data)
+
+    # Build the model inside the strategy's scope, so its variables are distributed.
+    model = build_compiled_model(recipe, config, strategy, preprocessor, len(data.class_names), jit_compile, inputs)
+
+    # Train, with checkpoints, early stopping and resume.
+    fit_summary = training.fit(
+        model, run, inputs, config, epoch_checkpoints=cluster.keeps_epoch_checkpoints(config.strategy, config.local_cluster)
+    )
+
+    # Compare with a linear baseline on the same split (the chief alone), then
+    # evaluate the best weights on the test split and save everything.
+    from kerastrain import tf_data
+
+    baseline_scores = None
+    if writes_outputs:
+        baseline_scores = baseline.fit_and_score(
+            data.split, data.train_labels, data.test_labels, len(data.class_names)
+        )
+    test_dataset = tf_data.make_dataset(
+        preprocessor.model_inputs(data.split.test.inputs), data.test_labels, config.batch_size
+    )
+    metrics = training.evaluate_and_save(
+        model, run, data.class_names, test_dataset, data.test_labels, fit_summary, baseline_scores
+    )
+    if not writes_outputs:
+        shutil.rmtree(run.path, ignore_errors=True)
+        return None
+    report.write_report(run.path)
+    print(
+        f"kerastrain: test accuracy {metrics['test']['accuracy']:.4f} "
+        f"({baseline_scores['accuracy']:.4f} for the linear baseline), "
+        f"{metrics['examples_per_second']:.0f} examples/s; outputs and report.html in {run.path}"
+    )
+    return run_folder.Run(run.path)
+
+
+def training_inputs(recipe, config, strategy, preprocessor, data):
+    """What `fit` takes under `strategy`: the training and validation splits as the model's inputs.
+
+    Returns:
+        A `kerastrain.distribute.inputs.TrainingInputs`.
+    """
+    from kerastrain.distribute import inputs
+
+    train_inputs = preprocessor.model_inputs(data.split.train.inputs)
+    return inputs.make_training_inputs(
+        strategy,
+        train=(train_inputs, data.train_labels),
+        validation=(preprocessor.model_inputs(data.split.validation.inputs), data.validation_labels),
+        batch_size=data.train_batch_size or config.batch_size,
+        seed=config.seed,
+        accumulate_steps=config.accumulate_steps,
+        length_buckets=recipe.training_length_buckets(config, train_inputs),
+    )
+
+
+def build_compiled_model(recipe, config, strategy, preprocessor, num_classes, jit_compile, inputs=None):
+    """The recipe's model, built and compiled in `strategy`'s scope with the config's optimizer.
+
+    Args:
+        recipe: the `Recipe`.
+        config: its config.
+        strategy: the `tf.distribute.Strategy`.
+        preprocessor: the fitted preprocessor the model is sized by.
+        num_classes: the number of classes.
+        jit_compile: whether to XLA-compile the training step.
+        inputs: the `TrainingInputs`, for the parameter-server evaluation
+            shards. Defaults to `None`.
+
+    Returns:
+        A compiled `keras.Model` (with gradient accumulation when
+        `config.accumulate_steps > 1`).
+    """
+    from kerastrain import accumulation, optimizers, training
+
+    with strategy.scope():
+        model = recipe.build_model(config, preprocessor, num_classes)
+        # With --accumulate-steps N, one update averages N micro-batches' gradients.
+        model = accumulation.with_gradient_accumulation(model, config.accumulate_steps)
+        training.compile_classifier(
+            model,
+            optimizers.optimizer_from_config(config),
+            config.steps_per_execution,
+            jit_compile,
+            inputs.evaluation_shards if inputs is not None else 0,
+        )
+    return model
+
+
+def evaluate_chief_checkpoints(recipe, config, examples=None):
+    """A job's evaluator task: scores each epoch checkpoint of the chief on the validation split.
+
+    It trains nothing and writes only `evaluator/metrics.csv` into the chief's
+    run folder (see `kerastrain.distribute.evaluator`).
+
+    Returns:
+        The number of checkpoints evaluated.
+    """
+    from kerastrain import tf_data
+    from kerastrain.distribute import evaluator
+
+    run = run_folder.RunFolder(config.output_dir)
+    preprocessor, class_names = evaluator.wait_for_chief(run, recipe.name, config, config.evaluator_timeout)
+    data = load_data(recipe, config, examples)
+    validation_labels = evaluator.encode_like_chief(data.split.validation.labels, class_names)
+    print(f"kerastrain: evaluator: {len(data.split.validation)} validation examples; waiting for checkpoints", flush=True)
+    model = recipe.build_model(config, preprocessor, len(class_names))
+    dataset = tf_data.make_dataset(
+        preprocessor.model_inputs(data.split.validation.inputs), validation_labels, config.batch_size
+    )
+    return evaluator.evaluate_checkpoints(model, dataset, run, config.epochs, config.evaluator_timeout)

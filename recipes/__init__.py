@@ -1,0 +1,1 @@
+"""The bundled presets, installed as `kerastrain.presets`: see `kerastrain train RECIPE --config NAME`."""
