@@ -13,7 +13,7 @@ import importlib.util
 import sys
 
 from kerastrain import config as config_lib
-from kerastrain.errors import UsageError
+from kerastrain.errors import ClusterUnavailableError, UsageError
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -184,6 +184,9 @@ def train_command(recipe, argv, prog=None):
 def run_entry_point(main, argv=None):
     """Runs `main(argv)` and turns a `UsageError` into one line and exit status 2.
 
+    A `ClusterUnavailableError` is one line and exit status 138, which an
+    engine such as the Kubeflow training operator retries.
+
     With `--debug` among the arguments the traceback is shown instead.
     """
     argv = sys.argv[1:] if argv is None else argv
@@ -194,6 +197,11 @@ def run_entry_point(main, argv=None):
             raise
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except ClusterUnavailableError as error:
+        if "--debug" in argv:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(ClusterUnavailableError.EXIT_STATUS)  # retryable: see kerastrain.errors
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume from the last finished epoch", file=sys.stderr)
         sys.exit(130)

@@ -8,7 +8,7 @@ Usage:
     kerastrain report RUN_DIR
     kerastrain compare RUN_DIR RUN_DIR --output compare.png
     kerastrain presets
-    kerastrain cluster check --strategy parameter_server
+    kerastrain cluster check --strategy parameter_server    # this task's TF_CONFIG
 
 `python -m kerastrain ...` is the same command. Every subcommand answers
 `--help` without importing TensorFlow.
@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "report": "Write RUN_DIR/report.html, one self-contained page about a finished run.",
     "compare": "Draw the validation curves of finished runs into one PNG and print their final metrics.",
     "presets": "List the bundled presets (for --config) and what each is for.",
+    "cluster": "cluster check: check this task's TF_CONFIG and say what the task will do in the job.",
 }
 
 
@@ -40,8 +41,19 @@ def build_parser():
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, summary in SUBCOMMANDS.items():
-        if name not in ("report", "compare", "presets"):
+        if name not in ("report", "compare", "presets", "cluster"):
             commands.add_parser(name, help=summary, add_help=False)
+    cluster = commands.add_parser("cluster", help=SUBCOMMANDS["cluster"], description=SUBCOMMANDS["cluster"])
+    cluster_commands = cluster.add_subparsers(dest="cluster_command", metavar="COMMAND", required=True)
+    from kerastrain.distribute import check
+
+    check.add_arguments(
+        cluster_commands.add_parser(
+            "check",
+            help="Check this task's TF_CONFIG for a strategy: its role, the training cluster, what it will do.",
+            description=check.__doc__.split("\n")[0],
+        )
+    )
     report = commands.add_parser("report", help=SUBCOMMANDS["report"], description=SUBCOMMANDS["report"])
     report.add_argument("run_dir", metavar="RUN_DIR", help="A finished run's folder.")
     compare = commands.add_parser("compare", help=SUBCOMMANDS["compare"], description=SUBCOMMANDS["compare"])
@@ -104,6 +116,10 @@ def main(argv=None):
     arguments = build_parser().parse_args(argv)
     if arguments.command == "presets":
         return list_presets()
+    if arguments.command == "cluster":
+        from kerastrain.distribute import check
+
+        return check.main(arguments)
     from kerastrain import run_folder
 
     # Bad folders are refused before the plotting libraries take seconds to import.

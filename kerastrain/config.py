@@ -29,7 +29,7 @@ NGRAM_WEIGHTINGS = ("nb", "idf")
 
 # Fields that say where or how loudly to run, not what to train: two runs that
 # differ only in these are the same run, so they may resume each other.
-NOT_COMPARED_FIELDS = ("output_dir", "verbose", "evaluator_timeout")
+NOT_COMPARED_FIELDS = ("output_dir", "verbose", "evaluator_timeout", "cluster_timeout")
 
 # NumPy's and scikit-learn's random states take seeds from 0 to 2**32 - 1.
 LARGEST_SEED = 2**32 - 1
@@ -183,6 +183,15 @@ class TrainingConfig:
         "the backward pass instead of keeping them: less memory per step, about one more "
         "forward pass of time.",
         group="precision and speed",
+    )
+    cluster_timeout: float = field(
+        600.0,
+        "In a TF_CONFIG parameter-server job's chief: seconds to wait for the workers and parameter "
+        "servers to accept connections, at the start and whenever a parameter server becomes "
+        "unreachable, before exiting with status 138 so the job is retried.",
+        minimum=1.0,
+        maximum=1e7,
+        group="distribution",
     )
 
     def validate(self):

@@ -108,7 +108,8 @@ def train(recipe, config, examples=None):
     # Setup: everything that can be checked without TensorFlow comes first, so
     # that bad input is reported at once and leaves nothing behind.
     config.validate()
-    if cluster.serve_if_server_task(config.strategy, config.local_cluster):
+    cluster.check_cluster_settings(config)  # a bad --local-cluster or TF_CONFIG, before TensorFlow starts
+    if cluster.serve_if_server_task(config.strategy, config.local_cluster, config.cluster_timeout):
         return None  # a worker or ps task of a parameter-server job serves until stopped
     config = with_output_dir(recipe, config, examples)
     if cluster.is_evaluator_task(config.strategy, config.local_cluster):
@@ -143,7 +144,9 @@ def train(recipe, config, examples=None):
     from kerastrain import baseline, precision, report, training
     from kerastrain.distribute import strategies
 
-    strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
+    strategy = strategies.build_strategy(
+        config.strategy, config.cpu_devices, config.local_cluster, config.cluster_timeout
+    )
     jit_compile = config.jit_compile and strategies.supports_jit_compile(strategy)
     # --precision auto may first time a few training steps per policy (outside the
     # strategy's scope); seeding comes after, so the run's weights do not depend on it.

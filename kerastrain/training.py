@@ -6,7 +6,7 @@ import time
 from kerastrain import accumulation, evaluation, run_folder
 from kerastrain import callbacks as callbacks_lib
 from kerastrain.backend import keras, tf
-from kerastrain.distribute import cluster, strategies, worker_steps
+from kerastrain.distribute import cluster, faults, strategies, worker_steps
 
 
 def seed_everything(seed):
@@ -102,14 +102,16 @@ def fit(model, run, inputs, config, epoch_checkpoints=False):
     if model.jit_compile:
         compile_only_training_step(model)
     start = time.perf_counter()
-    model.fit(
-        inputs.train,
-        validation_data=inputs.validation,
-        epochs=config.epochs,
-        callbacks=callbacks,
-        verbose=verbose,
-        **inputs.fit_arguments,
-    )
+    # A parameter server lost during training ends the run with exit status 138 (retryable).
+    with faults.watch_parameter_servers(model.distribute_strategy, config.cluster_timeout):
+        model.fit(
+            inputs.train,
+            validation_data=inputs.validation,
+            epochs=config.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            **inputs.fit_arguments,
+        )
     train_seconds = time.perf_counter() - start
     epoch_seconds = callbacks[0].epoch_seconds
     examples = inputs.examples_per_epoch * len(epoch_seconds)

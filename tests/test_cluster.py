@@ -5,12 +5,17 @@ import json
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
+import sys
+import threading
+import time
 
 import pytest
 
+from conftest import REPO, environment_without_tf_config
 from kerastrain.distribute import cluster
-from kerastrain.errors import UsageError
+from kerastrain.errors import ClusterUnavailableError, UsageError
 
 PS_CLUSTER = {
     "chief": ["10.0.0.1:2222"],
@@ -40,6 +45,7 @@ def test_without_a_chief_worker_0_is_the_chief():
     "text, strategy, expected",
     [
         ("{not json", None, "not valid JSON"),
+        ("[1, 2]", None, "not a JSON object"),
         ('{"task": {"type": "worker", "index": 0}}', None, 'no "cluster"'),
         (tf_config({"trainer": ["a:1"]}), None, "unknown task type 'trainer'"),
         (tf_config({"worker": []}), None, "non-empty list"),
@@ -47,11 +53,13 @@ def test_without_a_chief_worker_0_is_the_chief():
         (tf_config({"worker": ["a:99999"]}), None, "port from 1 to 65535"),
         (tf_config({"worker": ["a:1"], "chief": ["b:1", "c:1"]}), None, "at most one"),
         (json.dumps({"cluster": PS_CLUSTER}), None, 'no "task"'),
-        (tf_config(task_type="master"), None, "task type 'master' is unknown"),
+        (tf_config(task_type="trainer"), None, "task type 'trainer' is unknown"),
         (tf_config({"worker": ["a:1"]}, "ps", 0), None, "is not in its cluster"),
         (tf_config(index=2), None, "index 2 is out of range"),
+        (tf_config(index="2"), None, "index 2 is out of range"),
         (tf_config(index=-1), None, "index -1 is out of range"),
-        (tf_config(index="0"), None, "index '0' is out of range"),
+        (tf_config(index="one"), None, "index 'one' is not a whole number"),
+        (tf_config(index=True), None, "index True is not a whole number"),
         (tf_config({"worker": ["a:1"], "ps": ["b:1"]}, "worker", 0), "parameter_server", '"chief" is missing'),
         (tf_config(), "multi_worker_mirrored", "does not use"),
     ],
@@ -61,6 +69,84 @@ def test_malformed_tf_config_gets_one_line_naming_the_problem(text, strategy, ex
         cluster.parse_tf_config(text, strategy)
     message = str(error.value)
     assert expected in message and "TF_CONFIG" in message and "\n" not in message
+
+
+# What the Kubeflow training operator (release-1.9) writes for the replica
+# "worker 1" of a TFJob named trainer in the namespace ml, with an evaluator.
+TFJOB_CLUSTER = {
+    "chief": ["trainer-chief-0.ml.svc:2222"],
+    "worker": ["trainer-worker-0.ml.svc:2222", "trainer-worker-1.ml.svc:2222"],
+    "ps": ["trainer-ps-0.ml.svc:2222"],
+    "evaluator": ["trainer-evaluator-0.ml.svc:2222"],
+}
+
+
+@pytest.mark.parametrize(
+    "value, strategy, task",
+    [
+        # Kubeflow TFJob: every replica type, the evaluator included, and "environment".
+        *[
+            (
+                {"cluster": TFJOB_CLUSTER, "task": {"type": task_type, "index": index}, "environment": "cloud"},
+                "parameter_server",
+                (task_type, index),
+            )
+            for task_type, addresses in TFJOB_CLUSTER.items()
+            for index in range(len(addresses))
+        ],
+        # TensorFlow's tutorial: the evaluator outside the others' cluster; its own
+        # cluster lists only itself, or is left out.
+        ({"cluster": PS_CLUSTER, "task": {"type": "chief", "index": 0}}, "parameter_server", ("chief", 0)),
+        (
+            {"cluster": {"evaluator": ["10.0.0.9:2222"]}, "task": {"type": "evaluator", "index": 0}},
+            "parameter_server",
+            ("evaluator", 0),
+        ),
+        ({"task": {"type": "evaluator", "index": 0}}, "parameter_server", ("evaluator", 0)),
+        ({"cluster": {}, "task": {"type": "evaluator"}}, "multi_worker_mirrored", ("evaluator", 0)),
+        # Volcano's TensorFlow plugin: the Kubeflow shape without "environment".
+        ({"cluster": PS_CLUSTER, "task": {"type": "ps", "index": 0}}, "parameter_server", ("ps", 0)),
+        # Ray Train: workers only, under multi-worker mirrored.
+        ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}, "multi_worker_mirrored", ("worker", 1)),
+        # A template that writes the index as a string.
+        ({"cluster": PS_CLUSTER, "task": {"type": "worker", "index": "1"}}, "parameter_server", ("worker", 1)),
+    ],
+)
+def test_every_shape_tensorflow_accepts_is_accepted(value, strategy, task):
+    parsed = cluster.parse_tf_config(json.dumps(value), strategy)
+    assert (parsed.task_type, parsed.task_index) == task
+    assert "evaluator" not in parsed.training_cluster
+    assert isinstance(parsed.task_index, int)
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        # SageMaker's parameter-server layout, and a TFJob with a Master replica.
+        (
+            {"cluster": {"master": ["algo-1:2222"], "ps": ["algo-1:2223"], "worker": ["algo-2:2222"]},
+             "task": {"type": "worker", "index": 0}},
+            'names "master"',
+        ),
+        ({"cluster": {"master": ["m:2222"], "worker": ["w:2222"]}, "task": {"type": "master", "index": 0}}, '"master"'),
+        # TFJob's enableDynamicWorker: true, as its chief and a worker get it.
+        ({"cluster": {"worker": {}, "ps": []}, "task": {"type": "chief", "index": 0}}, "enableDynamicWorker: false"),
+        (
+            {"cluster": {"worker": {"1": "trainer-worker-1.ml.svc:2222"}, "ps": ["trainer-ps-0.ml.svc:2222"]},
+             "task": {"type": "worker", "index": 1}},
+            "enableDynamicWorker: false",
+        ),
+        # A parameter-server cluster without parameter servers.
+        ({"cluster": {"chief": ["c:1"], "worker": ["w:1"]}, "task": {"type": "chief", "index": 0}}, 'no "ps" tasks'),
+        ({"cluster": PS_CLUSTER, "task": {"type": "worker", "index": 5}}, "index 5 is out of range"),
+    ],
+)  # fmt: skip
+def test_shapes_tensorflow_cannot_run_are_refused_with_the_fix(value, expected):
+    with pytest.raises(UsageError) as error:
+        cluster.parse_tf_config(json.dumps(value), "parameter_server")
+    message = str(error.value)
+    assert expected in message and "\n" not in message
+    assert any(fix in message for fix in ("Call that task", "Set enableDynamicWorker", "Add the parameter servers", "indexed from 0"))
 
 
 def test_tf_config_is_read_from_the_environment(monkeypatch):
@@ -85,7 +171,7 @@ def test_bad_local_cluster_shapes(text):
     "path", sorted((pathlib.Path(__file__).parents[1] / "cluster" / "tf_config_examples").glob("*.json")), ids=str
 )
 def test_shipped_tf_config_examples_are_valid(path):
-    strategy = "parameter_server" if path.name.startswith("parameter_server") else "multi_worker_mirrored"
+    strategy = "multi_worker_mirrored" if path.name.startswith("multi_worker") else "parameter_server"
     task = cluster.parse_tf_config(path.read_text(), strategy)
     assert path.stem.endswith(f"{task.task_type}{task.task_index}") or path.stem.endswith(task.task_type)
 
@@ -96,17 +182,77 @@ def test_an_evaluator_task_is_told_apart_and_left_out_of_the_training_cluster(mo
     assert cluster.is_evaluator_task("parameter_server")
     assert not cluster.is_evaluator_task("default")  # TF_CONFIG only matters to multi-worker strategies
     assert not cluster.writes_outputs("parameter_server")
+    assert not cluster.keeps_epoch_checkpoints("parameter_server")
     monkeypatch.setenv("TF_CONFIG", tf_config(with_evaluator, "chief", 0))
     assert not cluster.is_evaluator_task("parameter_server")
-    assert cluster.job_has_evaluator("parameter_server")
-    assert not cluster.job_has_evaluator("parameter_server", local_cluster="workers=2,ps=1")
+    assert cluster.keeps_epoch_checkpoints("parameter_server")
+    assert not cluster.keeps_epoch_checkpoints("parameter_server", local_cluster="workers=2,ps=1")
+    assert not cluster.keeps_epoch_checkpoints("default")
     resolver = cluster.training_cluster_resolver(cluster.tf_config_from_environment("parameter_server"))
     assert resolver.cluster_spec().as_dict() == PS_CLUSTER
     assert (resolver.task_type, resolver.task_id, resolver.rpc_layer) == ("chief", 0, "grpc")
+    # An evaluator outside the chief's cluster: the chief keeps its epoch checkpoints all the same.
     monkeypatch.setenv("TF_CONFIG", tf_config(PS_CLUSTER, "chief", 0))
-    assert not cluster.job_has_evaluator("parameter_server")
+    assert cluster.keeps_epoch_checkpoints("parameter_server")
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"evaluator": ["10.0.0.9:2222"]}, "task": {"type": "evaluator", "index": 0}}))
+    assert cluster.is_evaluator_task("parameter_server") and not cluster.writes_outputs("parameter_server")
     monkeypatch.setenv("TF_CONFIG", tf_config({"worker": ["a:1", "b:2"], "evaluator": ["c:3"]}, "evaluator", 0))
     assert cluster.is_evaluator_task("multi_worker_mirrored")
+
+
+def test_a_string_index_reaches_the_resolver_as_a_number(monkeypatch):
+    task = cluster.parse_tf_config(tf_config(index="1"), "parameter_server")
+    resolver = cluster.training_cluster_resolver(task)
+    assert (resolver.task_type, resolver.task_id) == ("worker", 1)
+    assert task.address == "10.0.0.3:2222"
+
+
+class Config:
+    """The fields of a `TrainingConfig` that `check_cluster_settings` reads."""
+
+    def __init__(self, strategy, local_cluster=""):
+        self.strategy, self.local_cluster = strategy, local_cluster
+
+
+@pytest.mark.parametrize(
+    "strategy, local_cluster, tf_config_value, expected",
+    [
+        ("parameter_server", "workers=two", None, "--local-cluster"),
+        ("parameter_server", "", None, "needs a cluster"),
+        ("multi_worker_mirrored", "", None, "needs TF_CONFIG"),
+        ("parameter_server", "", tf_config({"chief": ["c:1"], "worker": ["w:1"]}, "chief", 0), 'no "ps" tasks'),
+    ],
+)
+def test_cluster_settings_are_checked_without_tensorflow(monkeypatch, strategy, local_cluster, tf_config_value, expected):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    if tf_config_value:
+        monkeypatch.setenv("TF_CONFIG", tf_config_value)
+    with pytest.raises(UsageError, match=expected):
+        cluster.check_cluster_settings(Config(strategy, local_cluster))
+
+
+def test_cluster_settings_that_are_fine_give_the_task(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", tf_config())
+    assert cluster.check_cluster_settings(Config("parameter_server")).task_index == 1
+    assert cluster.check_cluster_settings(Config("parameter_server", "workers=2,ps=1")) is None
+    assert cluster.check_cluster_settings(Config("default")) is None  # TF_CONFIG does not matter to it
+
+
+def test_checking_a_bad_cluster_imports_no_tensorflow():
+    script = (
+        "import sys\n"
+        "from kerastrain import config\n"
+        "from kerastrain.distribute import cluster\n"
+        "from kerastrain.errors import UsageError\n"
+        "try:\n"
+        "    cluster.check_cluster_settings(config.TextCNNConfig(strategy='parameter_server', local_cluster='ps=1'))\n"
+        "except UsageError as error:\n"
+        "    print('tensorflow' in sys.modules, error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO, env=environment_without_tf_config()
+    )
+    assert result.stdout.startswith("False Expected --local-cluster"), result.stderr
 
 
 # The Kubernetes manifest: each pod's command is run by a real shell, with the
@@ -184,10 +330,10 @@ def test_kubernetes_pods_share_one_cluster_and_the_evaluator_reads_the_chiefs_ru
     (arguments,) = commands  # every task runs the same command
     assert arguments[:2] == ("-m", "kerastrain.recipes.textcnn")
 
-    # The chief checkpoints every epoch for the evaluator, which it finds in its TF_CONFIG.
+    # The chief checkpoints every epoch for the evaluator.
     chief_config = json.dumps({"cluster": spec, "task": {"type": "chief", "index": 0}})
     monkeypatch.setenv("TF_CONFIG", chief_config)
-    assert cluster.job_has_evaluator("parameter_server") and cluster.writes_outputs("parameter_server")
+    assert cluster.keeps_epoch_checkpoints("parameter_server") and cluster.writes_outputs("parameter_server")
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": spec, "task": {"type": "evaluator", "index": 0}}))
     assert cluster.is_evaluator_task("parameter_server")
     # Both mount one ReadWriteMany claim over the run folder.
@@ -196,3 +342,59 @@ def test_kubernetes_pods_share_one_cluster_and_the_evaluator_reads_the_chiefs_ru
     assert claim is not None and claim_mounted_at(tasks["evaluator", 0], output_dir) == claim
     assert "ReadWriteMany" in objects["PersistentVolumeClaim"][claim]["spec"]["accessModes"]
     assert "ports" not in tasks["evaluator", 0]["spec"]["containers"][0]  # it serves nothing
+
+
+# The chief's wait for its workers and parameter servers, and the gRPC keepalive.
+
+
+def listening_socket():
+    server = socket.socket()
+    server.bind(("localhost", 0))
+    server.listen(16)
+    return server, f"localhost:{server.getsockname()[1]}"
+
+
+def test_the_chief_names_the_tasks_it_waits_for_and_gives_up_with_a_retryable_error(capsys):
+    server, up = listening_socket()
+    with server:
+        down = f"localhost:{cluster.free_port()}"
+        task = cluster.TaskConfig({"chief": ["localhost:1"], "worker": [up, down], "ps": [down]}, "chief", 0)
+        with pytest.raises(ClusterUnavailableError) as error:
+            cluster.wait_for_training_cluster(task, timeout_seconds=0.6, report_seconds=0.2, poll_seconds=0.05)
+    message = str(error.value)
+    assert f"worker 1 ({down}), ps 0 ({down}) accepted no connection within --cluster-timeout 0.6 s" in message
+    assert "worker 0" not in message and "\n" not in message
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) >= 2
+    assert all(f"kerastrain: chief: waiting for worker 1 ({down}), ps 0 ({down}) to accept connections" in line for line in lines)
+
+
+def test_the_chief_goes_on_once_every_task_listens(capsys):
+    port = cluster.free_port()
+    task = cluster.TaskConfig({"chief": ["localhost:1"], "worker": [f"localhost:{port}"], "ps": [f"localhost:{port}"]}, "chief", 0)
+    server = socket.socket()
+
+    def listen_later():
+        time.sleep(0.3)
+        server.bind(("localhost", port))
+        server.listen(16)
+
+    thread = threading.Thread(target=listen_later)
+    thread.start()
+    try:
+        cluster.wait_for_training_cluster(task, timeout_seconds=30, poll_seconds=0.05)
+    finally:
+        thread.join()
+        server.close()
+    assert "waiting for worker 0" in capsys.readouterr().out
+
+
+def test_grpc_keepalive_is_added_to_the_users_options(monkeypatch):
+    monkeypatch.setenv("TF_GRPC_DEFAULT_OPTIONS", "grpc.max_reconnect_backoff_ms=1000,grpc.keepalive_time_ms=5000")
+    cluster.use_grpc_keepalive(20)
+    assert os.environ["TF_GRPC_DEFAULT_OPTIONS"] == (
+        "grpc.max_reconnect_backoff_ms=1000,grpc.keepalive_time_ms=5000,grpc.keepalive_timeout_ms=20000"
+    )
+    monkeypatch.delenv("TF_GRPC_DEFAULT_OPTIONS")
+    cluster.use_grpc_keepalive(600)
+    assert os.environ["TF_GRPC_DEFAULT_OPTIONS"] == "grpc.keepalive_time_ms=10000,grpc.keepalive_timeout_ms=600000"

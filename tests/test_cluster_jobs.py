@@ -48,10 +48,9 @@ def test_launcher_runs_a_parameter_server_job_with_a_sidecar_evaluator(tmp_path,
     # a repeated dataset and so counts 16 of the 80 examples twice.
     evaluated = pd.read_csv(run_dir / "evaluator" / "metrics.csv")
     history = pd.read_csv(run_dir / "history.csv")
-    assert list(evaluated["epoch"]) == list(range(epochs)) == list(history["epoch"])
-    for epoch in range(epochs):
-        line = f"[evaluator] kerastrain: evaluator: epoch {epoch}: val_loss {evaluated['val_loss'][epoch]:.4f}"
-        assert line in output
+    assert list(evaluated["epoch"]) == list(range(1, epochs + 1)) == list(history["epoch"])
+    for row in evaluated.itertuples():
+        assert f"[evaluator] kerastrain: evaluator: epoch {row.epoch}: val_loss {row.val_loss:.4f}" in output
     assert (evaluated["val_accuracy"] - history["val_accuracy"]).abs().max() <= 0.05, (evaluated, history)
     assert ((evaluated["val_loss"] - history["val_loss"]).abs() / history["val_loss"]).max() <= 0.25
     # The worker processes counted their own steps, which make up every step of each epoch.
@@ -80,6 +79,36 @@ def test_a_server_task_whose_port_is_taken_exits_with_one_line():
     )
 
 
+@pytest.mark.slow
+def test_a_chief_whose_workers_and_ps_are_not_up_names_them_and_exits_138(tmp_path, sms_sample_csv):
+    spec = {
+        "chief": [f"localhost:{free_port()}"],
+        "worker": [f"localhost:{free_port()}"],
+        "ps": [f"localhost:{free_port()}"],
+        "evaluator": [f"localhost:{free_port()}"],  # serves nothing, so it is not waited for
+    }
+    tf_config = json.dumps({"cluster": spec, "task": {"type": "chief", "index": 0}})
+    result = run_module(
+        "kerastrain.recipes.textcnn", "--strategy", "parameter_server", "--data", sms_sample_csv, *TINY_TEXTCNN,
+        "--epochs", "1", "--cluster-timeout", "12", "--output-dir", tmp_path / "run", timeout=300,
+        environment={"TF_CONFIG": tf_config},
+    )  # fmt: skip
+    absent = f"worker 0 ({spec['worker'][0]}), ps 0 ({spec['ps'][0]})"
+    assert result.returncode == 138, result.stderr[-3000:]
+    waiting = [line for line in result.stdout.splitlines() if "waiting for" in line]
+    assert waiting and all(line.startswith(f"kerastrain: chief: waiting for {absent} to accept connections") for line in waiting)
+    assert error_lines(result)[-1].startswith(
+        f"error: TF_CONFIG's {absent} accepted no connection within --cluster-timeout 12 s."
+    )
+    # A usage error is still exit status 2, before any waiting.
+    without_ps = json.dumps({"cluster": {"chief": spec["chief"], "worker": spec["worker"]}, "task": {"type": "chief", "index": 0}})
+    result = run_module(
+        "kerastrain.recipes.textcnn", "--strategy", "parameter_server", "--output-dir", tmp_path / "run2",
+        timeout=120, environment={"TF_CONFIG": without_ps},
+    )  # fmt: skip
+    assert result.returncode == 2 and 'has no "ps" tasks' in error_lines(result)[-1]
+
+
 def test_multi_worker_mirrored_job_of_two_processes_writes_only_from_the_chief(tmp_path, sms_sample_csv):
     run_dir = tmp_path / "mwms"
     temporary = tmp_path / "tmp"
@@ -99,8 +128,7 @@ def test_multi_worker_mirrored_job_of_two_processes_writes_only_from_the_chief(t
     # The other worker logs one line per epoch, no progress bar.
     assert any(re.match(r"\[worker 1\] \d+/\d+ - \d+s - loss: ", line) for line in result.stdout.splitlines())
     environment = json.loads((run_dir / "config.json").read_text())["environment"]
-    # TensorFlow implements MultiWorkerMirroredStrategy with this class.
-    assert environment["strategy"] == "CollectiveAllReduceStrategy" and environment["replicas"] == 2
+    assert environment["strategy"] == "multi_worker_mirrored" and environment["replicas"] == 2
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] > 0.85
     assert list(temporary.iterdir()) == [], "the non-chief worker's temporary run folder is left behind"
@@ -215,7 +243,7 @@ def test_parameter_server_training_survives_a_killed_worker_whose_return_gets_wo
     assert cpu_used["surviving"] > 0.5, cpu_used
     assert cpu_used["returned"] > 0.25 * cpu_used["surviving"], cpu_used
     history = pd.read_csv(run_dir / "history.csv")
-    assert list(history["epoch"]) == list(range(epochs))
+    assert list(history["epoch"]) == list(range(1, epochs + 1))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] > 0.85
     # Worker 1's count is blank while it is away (and for the epoch after, when it
@@ -225,7 +253,7 @@ def test_parameter_server_training_survives_a_killed_worker_whose_return_gets_wo
     away = steps[1].isna()
     assert away.any() and not steps[0].isna().any()
     assert (steps[~away].sum(axis=1) == metrics["steps_per_epoch"]).all()
-    assert steps[1].loc[served_at:].sum() > 0, steps[1].tolist()
+    assert steps[1].loc[served_at + 1 :].sum() > 0, steps[1].tolist()  # epochs count from 1
 
 
 def test_a_killed_parameter_server_chief_rerun_against_the_same_servers_resumes(tmp_path, sms_sample_csv):
@@ -250,7 +278,7 @@ def test_a_killed_parameter_server_chief_rerun_against_the_same_servers_resumes(
     # The backup is taken after the epoch's log line, so a chief killed between
     # the two runs that epoch again; its earlier row is dropped, so every epoch
     # is logged once.
-    assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == list(range(epochs))
+    assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == list(range(1, epochs + 1))
     resumed_from = int(re.search(r"Epoch (\d+)/", job.log("chief_again.log")).group(1)) - 1
     assert epochs_before_kill - 1 <= resumed_from <= epochs_before_kill
     assert "Epoch 1/" not in job.log("chief_again.log")
@@ -258,5 +286,27 @@ def test_a_killed_parameter_server_chief_rerun_against_the_same_servers_resumes(
     assert metrics["epochs"] == epochs and metrics["test"]["accuracy"] > 0.9
     # The rerun chief counts on the same worker process afresh: every epoch once, each complete.
     workers = pd.read_csv(run_dir / "workers.csv")
-    assert sorted(workers["epoch"]) == list(range(epochs))
+    assert sorted(workers["epoch"]) == list(range(1, epochs + 1))
     assert (workers["steps"] == metrics["steps_per_epoch"]).all()
+
+
+@pytest.mark.slow
+def test_a_killed_parameter_server_ends_the_chief_with_138_naming_it(tmp_path, sms_sample_csv):
+    run_dir = tmp_path / "ps_fault"
+    command = parameter_server_command(sms_sample_csv, run_dir, epochs=30) + ["--cluster-timeout", "60"]
+    job = ParameterServerJob(tmp_path, command, workers=1)
+    ps = job.start("ps", 0, "ps0.log")
+    job.start("worker", 0, "worker0.log")
+    chief = job.start("chief", 0, "chief.log")
+    try:
+        assert wait_for(lambda: epochs_logged(run_dir) >= 2, 240, chief), "the chief did not finish two epochs"
+        ps.send_signal(signal.SIGKILL)
+        ps.wait()
+        status = chief.wait(timeout=300)
+    finally:
+        job.stop_all()
+    assert status == 138, job.log("chief.log")[-3000:]
+    (error,) = [line for line in job.log("chief.log").splitlines() if line.startswith("error: ")]
+    assert error.startswith("error: A parameter server was lost during training (UnavailableError: ")
+    assert error.endswith("Rerun the same command once the parameter servers are back: it resumes from the last epoch.")
+    assert not (run_dir / "metrics.json").exists() and (run_dir / "backup").is_dir()

@@ -28,7 +28,7 @@ def kerastrain(*arguments, cwd=REPO, timeout=300, environment=None):
 def test_help_lists_the_subcommands():
     result = kerastrain("--help")
     assert result.returncode == 0
-    for command in ("train", "predict", "compress", "report", "compare", "presets"):
+    for command in ("train", "predict", "compress", "report", "compare", "presets", "cluster"):
         assert f"    {command} " in result.stdout
 
 
@@ -127,3 +127,15 @@ def test_a_preset_trains_from_an_empty_folder_by_both_entry_points(tmp_path):
     )  # fmt: skip
     assert alias.returncode == 0, alias.stderr
     assert (folder / "report.html").is_file()
+
+
+def test_cluster_check_describes_a_task_or_names_the_problem(tmp_path):
+    example = REPO / "cluster" / "tf_config_examples" / "parameter_server_chief.json"
+    result = kerastrain("cluster", "check", "--tf-config", example, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "this task: chief 0" in result.stdout and "will: train as chief" in result.stdout
+    broken = tmp_path / "tf_config.json"
+    broken.write_text('{"cluster": {"master": ["host:2222"]}, "task": {"type": "master", "index": 0}}')
+    result = kerastrain("cluster", "check", "--tf-config", broken, cwd=tmp_path)
+    assert result.returncode == 2
+    assert len(error_lines(result)) == 1 and "master" in error_lines(result)[0]

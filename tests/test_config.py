@@ -368,10 +368,11 @@ def test_compared_items_see_training_settings():
     assert TextCNNConfig(epochs=3).compared_items() != base
     assert TextCNNConfig(kernel_sizes=(2,)).compared_items() != base
     assert set(base) == {item.name for item in dataclasses.fields(TextCNNConfig)} - {
-        "output_dir", "verbose", "evaluator_timeout"
+        "output_dir", "verbose", "evaluator_timeout", "cluster_timeout"
     }
-    # How long an evaluator task waits says nothing about what the chief trains.
+    # How long an evaluator task or the chief waits says nothing about what the chief trains.
     assert TextCNNConfig(evaluator_timeout=60.0).compared_items() == base
+    assert TextCNNConfig(cluster_timeout=30.0).compared_items() == base
 
 
 def test_compared_items_match_their_json_round_trip():

@@ -67,11 +67,11 @@ def test_the_evaluator_gives_up_when_no_new_checkpoint_comes(chief_run):
 
 
 def test_a_chief_that_finished_without_epoch_checkpoints_is_named(tmp_path):
-    # A chief whose TF_CONFIG lists no evaluator writes no epoch checkpoints.
+    # A chief outside a TF_CONFIG job writes no epoch checkpoints.
     run = run_folder.RunFolder(tmp_path / "run")
     os.makedirs(run.path)
     run.write_json(run_folder.METRICS, {})
-    with pytest.raises(UsageError, match=r"finished without epoch checkpoints.*lists an evaluator task"):
+    with pytest.raises(UsageError, match=r"finished without epoch checkpoints.*as a task of a TF_CONFIG job"):
         evaluator.evaluate_checkpoints(
             build_mlp(4, 2, hidden_units=(8,)), None, run, epochs=3, timeout_seconds=30, poll_seconds=0.1
         )

@@ -20,7 +20,7 @@ from kerastrain import baseline, plots, report, run_folder
 from kerastrain.report import compare
 from kerastrain.errors import UsageError
 
-ALWAYS_THERE = ("summary", "curves", "test", "learning-rate", "throughput", "config", "environment")
+ALWAYS_THERE = ("summary", "curves", "test", "learning-rate", "throughput", "config", "data", "environment")
 SECTION_TITLES = {
     "summary": "kerastrain run:",
     "curves": "Training curves",
@@ -170,7 +170,7 @@ def test_report_leaves_out_what_a_run_does_not_have(finished_textcnn_run, tmp_pa
     (run_dir / "report.html").unlink()
     path = report.write_report(run_dir)
     page = open(path).read()
-    assert section_ids(page) == ["summary", "curves", "test", "throughput", "config", "environment"]
+    assert section_ids(page) == ["summary", "curves", "test", "throughput", "config", "data", "environment"]
     assert "Against a linear baseline" not in page and "Hyperparameter trials" not in page
     assert len(embedded_images(page)) == 3  # the curves, drawn again from history.csv
 

@@ -1,7 +1,10 @@
 """Sidecar evaluation: the `evaluator` task of a job evaluates the chief's epoch checkpoints.
 
-While the chief trains, it writes a TensorFlow checkpoint of every epoch into
-`OUTPUT_DIR/checkpoints/epochs/` (see `callbacks.EpochCheckpoint`). The
+While the chief of a TF_CONFIG job trains, it writes a TensorFlow checkpoint
+of every epoch into `OUTPUT_DIR/checkpoints/epochs/` and keeps the last five
+(see `callbacks.EpochCheckpoint`), whether or not its TF_CONFIG lists an
+evaluator: TensorFlow's own layout leaves the evaluator out of the other
+tasks' cluster. The
 evaluator task runs the same command: it reads the chief's fitted
 preprocessor, builds the same model outside any strategy, and evaluates each
 new checkpoint on the validation split, one row per epoch (counted from 1) in
@@ -160,8 +163,8 @@ def evaluate_checkpoints(model, dataset, run, epochs, timeout_seconds, poll_seco
         if chief_finished and not done:
             raise UsageError(
                 f"The chief's run in {run.path} finished without epoch checkpoints in {directory}: the chief "
-                "writes them only when its TF_CONFIG lists an evaluator task. Add the evaluator to the "
-                "cluster of every task's TF_CONFIG (see cluster/tf_config_examples/) and train again."
+                "writes them only as a task of a TF_CONFIG job. Train with TF_CONFIG naming the chief's task "
+                "(see cluster/tf_config_examples/), not --local-cluster or a single process."
             )
         if epochs in done or chief_finished:
             print(f"kerastrain: evaluator: the chief's run is finished; metrics in {run.file(run_folder.EVALUATOR_METRICS)}")
@@ -169,7 +172,7 @@ def evaluate_checkpoints(model, dataset, run, epochs, timeout_seconds, poll_seco
         if time.monotonic() - last_progress > timeout_seconds:
             raise UsageError(
                 f"The evaluator saw no new checkpoint in {directory} for {timeout_seconds:g} s. "
-                "Check that the chief is running and that its TF_CONFIG lists the evaluator (it writes epoch "
-                "checkpoints only then), or raise --evaluator-timeout."
+                "Check that the chief is running with the same --output-dir on storage both tasks share, "
+                "or raise --evaluator-timeout."
             )
         time.sleep(poll_seconds)

@@ -51,26 +51,30 @@ def drop_checkpoint_retracing_warning(record):
     return "MultiDeviceSaver.save.<locals>.tf_function_save" not in record.getMessage()
 
 
-def build_parameter_server_strategy(local_cluster=""):
+def build_parameter_server_strategy(local_cluster="", cluster_timeout=600.0):
     """A `ParameterServerStrategy` on a local cluster or on the TF_CONFIG cluster.
+
+    On a TF_CONFIG cluster it first waits until every worker and parameter
+    server accepts connections (see `cluster.wait_for_training_cluster`).
 
     Args:
         local_cluster: `"workers=N,ps=M"` starts that many in-process gRPC
             servers; empty reads the cluster from TF_CONFIG. Defaults to `""`.
+        cluster_timeout: seconds to wait for the TF_CONFIG cluster's tasks.
+            Defaults to `600.0`, as `--cluster-timeout`.
 
     Raises:
         UsageError: if neither gives a cluster, or TF_CONFIG is malformed.
+        ClusterUnavailableError: if the TF_CONFIG cluster's tasks are not up
+            within `cluster_timeout`.
     """
     if local_cluster:
         workers, ps = cluster.parse_local_cluster(local_cluster)
         resolver = cluster.start_local_cluster(workers, ps)
     else:
-        task = cluster.tf_config_from_environment("parameter_server")
-        if task is None:
-            raise UsageError(
-                "--strategy parameter_server needs a cluster: set TF_CONFIG (see cluster/) or pass "
-                "--local-cluster workers=2,ps=1 for an in-process one."
-            )
+        task = cluster.require_cluster_task("parameter_server")
+        cluster.wait_for_training_cluster(task, cluster_timeout)
+        cluster.use_grpc_keepalive(cluster_timeout)
         resolver = cluster.training_cluster_resolver(task)
         ps = len(task.cluster["ps"])
     # tf-keras reads the options of the traced per-worker dataset under parameter
@@ -83,7 +87,7 @@ def build_parameter_server_strategy(local_cluster=""):
     return tf.distribute.ParameterServerStrategy(resolver, variable_partitioner=partitioner)
 
 
-def build_strategy(name, cpu_devices=0, local_cluster=""):
+def build_strategy(name, cpu_devices=0, local_cluster="", cluster_timeout=600.0):
     """Returns the strategy called `name`.
 
     Args:
@@ -98,12 +102,16 @@ def build_strategy(name, cpu_devices=0, local_cluster=""):
             GPUs; `0` or `1` mirrors onto the one CPU. Defaults to `0`.
         local_cluster: for `"parameter_server"`, `"workers=N,ps=M"` to start an
             in-process cluster; empty reads TF_CONFIG. Defaults to `""`.
+        cluster_timeout: for `"parameter_server"` on TF_CONFIG, seconds to
+            wait for its workers and parameter servers. Defaults to `600.0`.
 
     Returns:
         A `tf.distribute.Strategy`.
 
     Raises:
-        UsageError: for an unknown name or an impossible device request.
+        UsageError: for an unknown name, an impossible device request or a
+            missing or malformed cluster.
+        ClusterUnavailableError: if a TF_CONFIG cluster is not up in time.
 
     Example:
 
@@ -130,14 +138,10 @@ def build_strategy(name, cpu_devices=0, local_cluster=""):
             cross_device_ops=tf.distribute.ReductionToOneDevice(),
         )
     if name == "multi_worker_mirrored":
-        if cluster.tf_config_from_environment("multi_worker_mirrored") is None:
-            raise UsageError(
-                "--strategy multi_worker_mirrored needs TF_CONFIG naming its workers (see cluster/); "
-                "on one machine use --strategy mirrored."
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        task = cluster.require_cluster_task("multi_worker_mirrored")
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=cluster.training_cluster_resolver(task))
     if name == "parameter_server":
-        return build_parameter_server_strategy(local_cluster)
+        return build_parameter_server_strategy(local_cluster, cluster_timeout)
     raise UsageError(
         f"Expected --strategy to be one of {', '.join(STRATEGY_NAMES)}. Received: strategy={name!r}"
     )

@@ -10,10 +10,17 @@ The count is a per-worker variable: `tf.Variable(..., per_worker_variable=True)`
 under the strategy keeps one copy of the variable on each worker, and a traced
 function that updates it updates the copy of the worker it runs on (TensorFlow
 resolves the variable's handle when the function is dispatched to a worker;
-tf-keras' `DynamicLookup` layer keeps its per-worker counts the same way). The
-training step adds one to it after the step's own work, an op on the worker
-itself: the step sends no more RPCs than before. The chief reads every
-worker's count after an epoch's steps have finished.
+tf-keras' `DynamicLookup` layer keeps its per-worker counts the same way). Each
+call of the training function adds its steps to it once they have all run, an
+op on the worker itself: the call sends no more RPCs than before. The chief
+reads every worker's count after an epoch's steps have finished.
+
+A call that fails midway (its worker was cut off or stopped) is run again
+whole on another worker, as TensorFlow runs scheduled functions at least once;
+it is counted only for the worker that finished it, so an epoch's counts add
+up to its steps. The steps of the failed call that had already run had sent
+their updates to the parameter servers, so in such an epoch the model gets a
+few more updates than the counts show.
 
 A worker that is restarted gets a new copy of the variable, counting from zero,
 so the steps it ran before it failed are lost from its count.
@@ -58,24 +65,55 @@ class WorkerStepCounter:
             )
 
     def count_in(self, model):
-        """Makes each of `model`'s training steps add one to the count of the worker running it.
+        """Makes each training call of `model` add its steps to the count of the worker that ran it.
 
-        It wraps the model's `train_step`, so call it before the training
-        function is first traced (before `fit`).
+        It wraps the training function that `fit` builds (with
+        `model.make_train_function`), so call it before `fit`.
 
         Args:
             model: a compiled `keras.Model` under this counter's strategy.
         """
-        train_step = model.train_step
+        make_train_function = model.make_train_function
 
-        def counted_train_step(data):
-            outputs = train_step(data)
-            # Count a step once its results exist, as tf-keras counts its own steps.
+        def counted_make_train_function(force=False):
+            function = make_train_function(force=force)
+            if not getattr(function, "counts_worker_steps", False):
+                function = self.counted_train_function(model)
+                model.train_function = function
+            return function
+
+        model.make_train_function = counted_make_train_function
+
+    def counted_train_function(self, model):
+        """The `fit` training function of `model`, made to count its steps on the worker running it.
+
+        tf-keras schedules its traced training function on the coordinator with
+        the number of steps to run (or without, when it runs one step a call);
+        this schedules a function that runs it, then adds those steps to the
+        count. Only a call that ran all its steps adds them.
+        """
+        # tf-keras keeps the traced function and the coordinator in these
+        # attributes; the count needs the function that runs on the worker.
+        traced_function = model.train_tf_function
+        coordinator = model._cluster_coordinator
+        steps_per_execution = model._steps_per_execution
+        single_step = steps_per_execution is None or (
+            steps_per_execution.numpy().item() == 1 and not model.autotune_steps_per_execution
+        )
+
+        @tf.function(reduce_retracing=True)
+        def counted(iterator, steps):
+            outputs = traced_function(iterator) if single_step else traced_function(iterator, steps)
             with tf.control_dependencies(tf.nest.flatten(outputs)):
-                self.steps.assign_add(1, read_value=False)
+                self.steps.assign_add(tf.cast(steps, tf.int64), read_value=False)
             return outputs
 
-        model.train_step = counted_train_step
+        def train_function(iterator):
+            steps = 1 if single_step else steps_per_execution.value()
+            return coordinator.schedule(counted, args=(iterator, steps))
+
+        train_function.counts_worker_steps = True
+        return train_function
 
     def read(self):
         """Each worker's count so far.
