@@ -116,7 +116,7 @@ def main():
     examples = load_examples(config.data, config.text_column, config.label_column)
     split = splits.split_as_configured(examples, config)
     class_names, train_labels, _, _ = splits.encode_labels(split)
-    features = textcnn.fit_preprocessor(config, examples, split.train.inputs)
+    features = textcnn.fit_preprocessor(config, split.train)
     if arguments.mode == "parameter_server":
         resolver = cluster.start_local_cluster(arguments.workers, arguments.ps)
         strategy = tf.distribute.ParameterServerStrategy(resolver)

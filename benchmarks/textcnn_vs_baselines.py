@@ -1,4 +1,4 @@
-"""Benchmark: the TextCNN recipe against two baselines on the same seeded splits.
+"""Benchmark: the TextCNN recipe against three baselines on the same seeded splits.
 
 Contenders, each trained on the same train split and scored on the same test split:
 
@@ -9,6 +9,12 @@ Contenders, each trained on the same train split and scored on the same test spl
   vocabulary, batch size, sequence length rule and early stopping.
 - tfidf_lr: TF-IDF of word 1-2 grams and logistic regression (scikit-learn). It
   needs no validation split, so it trains on train + validation.
+- nb_lr: naive-Bayes-weighted logistic regression (Wang and Manning 2012, the
+  NBSVM idea with a logistic loss): binary word 1-2-gram indicators scaled by
+  each n-gram's log-count ratio r = log((p / |p|_1) / (q / |q|_1)), smoothing
+  alpha = 1, and logistic regression with scikit-learn's default C = 1 on them;
+  for more than two classes one ratio vector and one model per class (one
+  against the rest), the highest score wins. Trains on train + validation too.
 
 Each contender runs in its own process: Keras 3 and tf-keras cannot share one.
 
@@ -16,6 +22,11 @@ Usage:
 
     python benchmarks/textcnn_vs_baselines.py ../shared/data/trec_questions.csv.gz
     python benchmarks/textcnn_vs_baselines.py DATA.csv --seeds 0 1 2 --epochs 10
+    python benchmarks/textcnn_vs_baselines.py DATA.csv --accuracy-only --contenders recipe nb_lr
+    python benchmarks/textcnn_vs_baselines.py DATA.csv --recipe-flags --ngram-weighting idf
+
+`--accuracy-only` leaves the time columns out: accuracy does not depend on the
+machine's load, throughput does, so a busy machine can still measure it.
 
 Throughput is training examples per second over the epochs (validation
 included, as `fit` runs it), measured alike for both networks: over all epochs
@@ -34,7 +45,7 @@ import time
 
 import provenance
 
-CONTENDERS = ("recipe", "keras3", "tfidf_lr")
+CONTENDERS = ("recipe", "keras3", "tfidf_lr", "nb_lr")
 
 
 def load_split(data, seed, max_examples=0):
@@ -55,20 +66,18 @@ def steady_rate(_, epoch_seconds, history):
 
 
 def run_recipe(arguments):
+    from kerastrain import cli
     from kerastrain.config import TextCNNConfig
     from kerastrain.recipes import textcnn
     from kerastrain.run_folder import RunFolder
 
     with tempfile.TemporaryDirectory() as folder:
-        config = TextCNNConfig(
-            data=arguments.data,
-            seed=arguments.seed,
-            epochs=arguments.epochs,
-            max_examples=arguments.max_examples,
-            verbose=0,
-            output_dir=os.path.join(folder, "run"),
-        )
-        config.validate()
+        flags = [
+            "--data", arguments.data, "--seed", str(arguments.seed), "--epochs", str(arguments.epochs),
+            "--max-examples", str(arguments.max_examples), "--verbose", "0",
+            "--output-dir", os.path.join(folder, "run"), *arguments.recipe_flags,
+        ]  # fmt: skip
+        config = cli.parse_command(TextCNNConfig, flags, "recipe", "").config
         metrics = textcnn.main(config).metrics
         history = RunFolder(config.output_dir).read_history()
     return {
@@ -173,12 +182,57 @@ def run_tfidf_lr(arguments):
     return {"accuracy": accuracy, "seconds": seconds, "examples_per_second": rate, "steady_examples_per_second": rate, "epochs": 1}
 
 
-def run_contender(contender, data, seed, epochs, max_examples):
+def naive_bayes_log_count_ratios(features, is_class, alpha=1.0):
+    """r = log((p / |p|_1) / (q / |q|_1)) of binary features, for one class against the rest."""
+    import numpy as np
+
+    p = np.asarray(features[is_class].sum(axis=0)).ravel() + alpha
+    q = np.asarray(features[~is_class].sum(axis=0)).ravel() + alpha
+    return np.log(p / p.sum()) - np.log(q / q.sum())
+
+
+def run_nb_lr(arguments):
+    import numpy as np
+    from scipy import sparse
+    from sklearn import linear_model
+    from sklearn.feature_extraction import text
+
+    split, class_names, train_labels, validation_labels, test_labels = load_split(
+        arguments.data, arguments.seed, arguments.max_examples
+    )
+    texts = list(split.train.inputs) + list(split.validation.inputs)
+    labels = np.concatenate([train_labels, validation_labels])
+    start = time.perf_counter()
+    vectorizer = text.CountVectorizer(ngram_range=(1, 2), binary=True)
+    features = vectorizer.fit_transform(texts)
+    test_features = vectorizer.transform(list(split.test.inputs))
+    # Two classes: one model (the second class against the first); more: one per class.
+    positive_classes = [1] if len(class_names) == 2 else range(len(class_names))
+    scores = []
+    for positive in positive_classes:
+        is_class = labels == positive
+        scale = sparse.diags(naive_bayes_log_count_ratios(features, is_class))
+        model = linear_model.LogisticRegression(C=1.0, max_iter=2000)
+        model.fit(features @ scale, is_class)
+        scores.append(model.decision_function(test_features @ scale))
+    seconds = time.perf_counter() - start
+    if len(class_names) == 2:
+        predicted = (scores[0] > 0).astype(int)
+    else:
+        predicted = np.argmax(np.stack(scores, axis=1), axis=1)
+    accuracy = float(np.mean(predicted == test_labels))
+    rate = len(texts) / seconds
+    return {"accuracy": accuracy, "seconds": seconds, "examples_per_second": rate, "steady_examples_per_second": rate, "epochs": 1}
+
+
+def run_contender(contender, data, seed, epochs, max_examples, recipe_flags=()):
     """Runs one contender in a fresh process and returns its result dict."""
     command = [
         sys.executable, __file__, data, "--contender", contender, "--seeds", str(seed),
         "--epochs", str(epochs), "--max-examples", str(max_examples),
     ]  # fmt: skip
+    if contender == "recipe" and recipe_flags:
+        command += ["--recipe-flags", *recipe_flags]
     environment = dict(os.environ)
     environment.pop("TF_USE_LEGACY_KERAS", None)
     result = subprocess.run(command, capture_output=True, text=True, env=environment)
@@ -188,17 +242,16 @@ def run_contender(contender, data, seed, epochs, max_examples):
     return json.loads(lines[-1].removeprefix("RESULT "))
 
 
-def summarize(results, data, seeds):
+def summarize(results, data, seeds, accuracy_only=False):
     """Prints the table of one dataset and returns its means per contender."""
     print(f"\n{os.path.basename(data)}: seeds {seeds}")
-    header = (
-        f"| {'contender':<9} | {'test accuracy, mean ± sd':>24} | {'per seed':>21} | "
-        f"{'train s':>7} | {'examples/s':>10} | {'after epoch 1':>13} |"
-    )
+    header = f"| {'contender':<9} | {'test accuracy, mean ± sd':>24} | {'per seed':>21} |"
+    if not accuracy_only:
+        header += f" {'train s':>7} | {'examples/s':>10} | {'after epoch 1':>13} |"
     print(header)
     print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
     means = {}
-    for contender in CONTENDERS:
+    for contender in results:
         rows = results[contender]
         accuracies = [row["accuracy"] for row in rows]
         spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
@@ -210,17 +263,24 @@ def summarize(results, data, seeds):
         }
         mean = means[contender]
         per_seed = " ".join(f"{accuracy:.3f}" for accuracy in accuracies)
-        print(
-            f"| {contender:<9} | {mean['accuracy']:>15.4f} ± {spread:.4f} | {per_seed:>21} | "
-            f"{mean['seconds']:>7.1f} | {mean['speed']:>10.0f} | {mean['steady']:>13.0f} |"
-        )
-    recipe, keras3, tfidf = means["recipe"], means["keras3"], means["tfidf_lr"]
-    print(
-        f"recipe - keras3 accuracy {recipe['accuracy'] - keras3['accuracy']:+.4f}; "
-        f"recipe - tfidf_lr accuracy {recipe['accuracy'] - tfidf['accuracy']:+.4f}; "
-        f"recipe / keras3 examples/s x{recipe['speed'] / keras3['speed']:.2f} overall, "
-        f"x{recipe['steady'] / keras3['steady']:.2f} after epoch 1"
-    )
+        row = f"| {contender:<9} | {mean['accuracy']:>15.4f} ± {spread:.4f} | {per_seed:>21} |"
+        if not accuracy_only:
+            row += f" {mean['seconds']:>7.1f} | {mean['speed']:>10.0f} | {mean['steady']:>13.0f} |"
+        print(row)
+    if "recipe" in means:
+        recipe = means["recipe"]
+        comparisons = [
+            f"recipe - {other} accuracy {recipe['accuracy'] - means[other]['accuracy']:+.4f}"
+            for other in means
+            if other != "recipe"
+        ]
+        if "keras3" in means and not accuracy_only:
+            keras3 = means["keras3"]
+            comparisons.append(
+                f"recipe / keras3 examples/s x{recipe['speed'] / keras3['speed']:.2f} overall, "
+                f"x{recipe['steady'] / keras3['steady']:.2f} after epoch 1"
+            )
+        print("; ".join(comparisons))
     return means
 
 
@@ -230,23 +290,37 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--max-examples", type=int, default=0)
+    parser.add_argument(
+        "--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS),
+        help="The contenders to run, in this order. Defaults to all.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--accuracy-only", action="store_true",
+        help="Leave the time and throughput columns out of the table (for a busy machine).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--recipe-flags", nargs=argparse.REMAINDER, default=[],
+        help="Flags for the recipe contender, such as --ngram-weighting idf; put them last.",
+    )  # fmt: skip
     parser.add_argument("--contender", choices=CONTENDERS, help="Run one contender on one seed (internal).")
     parser.add_argument("--json", help="Also write all results to this JSON file.")
     arguments = parser.parse_args()
     if arguments.contender:
         arguments.seed = arguments.seeds[0]
-        runner = {"recipe": run_recipe, "keras3": run_keras3, "tfidf_lr": run_tfidf_lr}[arguments.contender]
-        print("RESULT " + json.dumps(runner(arguments)))
+        runners = {"recipe": run_recipe, "keras3": run_keras3, "tfidf_lr": run_tfidf_lr, "nb_lr": run_nb_lr}
+        print("RESULT " + json.dumps(runners[arguments.contender](arguments)))
         return
     print(provenance.line(), flush=True)
-    results = {contender: [] for contender in CONTENDERS}
+    results = {contender: [] for contender in arguments.contenders}
     for seed in arguments.seeds:
-        for contender in CONTENDERS:
-            row = run_contender(contender, arguments.data, seed, arguments.epochs, arguments.max_examples)
+        for contender in arguments.contenders:
+            row = run_contender(
+                contender, arguments.data, seed, arguments.epochs, arguments.max_examples, arguments.recipe_flags
+            )
             print(f"seed {seed} {contender:<9} accuracy {row['accuracy']:.4f} {row['seconds']:7.1f} s "
                   f"{row['examples_per_second']:8.0f} examples/s {row['epochs']} epochs", flush=True)
             results[contender].append(row)
-    summarize(results, arguments.data, arguments.seeds)
+    summarize(results, arguments.data, arguments.seeds, arguments.accuracy_only)
     if arguments.json:
         with open(arguments.json, "w") as file:
             json.dump(

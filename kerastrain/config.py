@@ -25,6 +25,7 @@ STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "par
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "tanh", "sigmoid", "swish")
 TEXT_FEATURES = ("tfidf", "counts", "binary")
+NGRAM_WEIGHTINGS = ("nb", "idf")
 
 # Fields that say where or how loudly to run, not what to train: two runs that
 # differ only in these are the same run, so they may resume each other.
@@ -288,7 +289,31 @@ class TextCNNConfig(TrainingConfig):
     )
     ngram_max: int = field(2, "Longest word n-gram of that branch.", minimum=1, maximum=5, group="model")
     ngram_embedding_dim: int = field(
-        32, "Size of that branch's n-gram embeddings.", minimum=1, maximum=LARGEST_LAYER, group="model")
+        32,
+        "Size of that branch's n-gram embeddings (idf weighting only).",
+        minimum=1,
+        maximum=LARGEST_LAYER,
+        group="model",
+    )
+    ngram_weighting: str = field(
+        "nb",
+        "Features of that branch: nb scales each present n-gram by its naive-Bayes log-count "
+        "ratio for each class (one linear model per class, Wang and Manning 2012); idf sums "
+        "n-gram embeddings weighted by TF-IDF.",
+        choices=NGRAM_WEIGHTINGS,
+        group="model",
+    )
+    embeddings: str = field(
+        "",
+        "Word vectors to start the word embeddings from: a word2vec/fastText (.vec) or GloVe "
+        "text file, gzipped or not; empty starts from random vectors.",
+        group="model",
+    )
+    embeddings_trainable: bool = field(
+        True,
+        "Fine-tune the word embeddings while training (off keeps the --embeddings vectors fixed).",
+        group="model",
+    )
 
 
 @dataclasses.dataclass

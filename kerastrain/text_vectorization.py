@@ -3,7 +3,9 @@
 `TextVectorizer` fits a vocabulary with `CountVectorizer`'s analyzer (its
 tokenizer, lowercasing, stop words and word n-grams) and outputs either padded
 token-id sequences, for an embedding layer, or bag-of-words counts, binary
-indicators or TF-IDF weights, for an MLP. `TextFeatures` bundles several of them
+indicators or TF-IDF weights, for an MLP. Fitted with labels, it can also learn
+the naive-Bayes log-count ratio of every token for every class (Wang and
+Manning 2012), the weights of an NB-weighted linear model. `TextFeatures` bundles several of them
 into the named inputs of a multi-input Keras model. Both are fitted on the
 training texts and pickled with the model, so predictions take raw text.
 """
@@ -47,6 +49,17 @@ class TextVectorizer(base.TransformerMixin, base.BaseEstimator):
         lowercase: whether to lowercase before tokenizing. Defaults to `True`.
         stop_words: `None`, `"english"` or a list of words to drop. Defaults to
             `None`.
+        binary: sequences only: each distinct id once per text, in order of
+            first appearance, as a set of present tokens or n-grams (for a
+            bag of binary features). Defaults to `False`.
+        log_count_ratios: sequences only: `fit(texts, labels)` also learns
+            `log_count_ratios_`, an array `(vocabulary_size, num_classes)`:
+            for each class `c` (one against the rest), `r = log((p / |p|_1) /
+            (q / |q|_1))`, with `p` and `q` the number of texts of class `c`
+            and of the other classes that contain the token, plus `alpha`.
+            Padding and unknown ids get `0`. Columns follow the sorted labels
+            (`classes_`). Defaults to `False`.
+        alpha: the smoothing count added to `p` and `q`. Defaults to `1.0`.
 
     Example:
 
@@ -66,6 +79,9 @@ class TextVectorizer(base.TransformerMixin, base.BaseEstimator):
         ngram_range=(1, 1),
         lowercase=True,
         stop_words=None,
+        binary=False,
+        log_count_ratios=False,
+        alpha=1.0,
     ):
         self.output = output
         self.max_tokens = max_tokens
@@ -74,9 +90,18 @@ class TextVectorizer(base.TransformerMixin, base.BaseEstimator):
         self.ngram_range = ngram_range
         self.lowercase = lowercase
         self.stop_words = stop_words
+        self.binary = binary
+        self.log_count_ratios = log_count_ratios
+        self.alpha = alpha
 
     def fit(self, texts, y=None):
-        """Learns the vocabulary (and the sequence length) from `texts`."""
+        """Learns the vocabulary (and the sequence length) from `texts`.
+
+        Args:
+            texts: the training texts.
+            y: their labels; needed (and only used) with `log_count_ratios`.
+                Defaults to `None`.
+        """
         if self.output not in OUTPUTS:
             raise UsageError(
                 f"Expected output to be one of {', '.join(OUTPUTS)}. Received: output={self.output!r}"
@@ -85,6 +110,10 @@ class TextVectorizer(base.TransformerMixin, base.BaseEstimator):
         texts = list(texts)
         if self.output == "sequences":
             self._fit_sequences(texts)
+            if self.log_count_ratios:
+                if y is None:
+                    raise ValueError("log_count_ratios=True needs the labels: call fit(texts, labels).")
+                self._fit_log_count_ratios(texts, np.asarray(y))
         else:
             vectorizer_class = (
                 sklearn_text.TfidfVectorizer if self.output == "tfidf" else sklearn_text.CountVectorizer
@@ -105,6 +134,12 @@ class TextVectorizer(base.TransformerMixin, base.BaseEstimator):
             self.vocabulary_ = self.bag_of_words_.vocabulary_
         return self
 
+    def __setstate__(self, state):
+        # A vectorizer pickled without these options reads as one without them.
+        for name, default in (("binary", False), ("log_count_ratios", False), ("alpha", 1.0)):
+            state.setdefault(name, default)
+        super().__setstate__(state)
+
     def _fit_sequences(self, texts):
         analyzer = self._analyzer()
         frequencies = collections.Counter()
@@ -113,8 +148,9 @@ class TextVectorizer(base.TransformerMixin, base.BaseEstimator):
         for text in texts:
             tokens = analyzer(text)
             frequencies.update(tokens)
-            document_frequencies.update(set(tokens))
-            lengths.append(len(tokens))
+            distinct = set(tokens)
+            document_frequencies.update(distinct)
+            lengths.append(len(distinct) if self.binary else len(tokens))
         if not frequencies:
             raise UsageError("Cannot build a vocabulary: the training texts contain no words.")
         # Most frequent first; ties in alphabetical order so fitting is deterministic.
@@ -131,6 +167,28 @@ class TextVectorizer(base.TransformerMixin, base.BaseEstimator):
         else:
             self.sequence_length_ = int(np.ceil(np.percentile(lengths, 95)))
         self.sequence_length_ = max(self.sequence_length_, int(self.min_sequence_length), 1)
+
+    def _fit_log_count_ratios(self, texts, labels):
+        if len(labels) != len(texts):
+            raise ValueError(f"Expected one label per text. Received: {len(labels)} labels, {len(texts)} texts")
+        analyzer = self._analyzer()
+        vocabulary = self.vocabulary_
+        self.classes_, label_ids = np.unique(labels, return_inverse=True)
+        token_ids, token_labels = [], []
+        for text, label_id in zip(texts, label_ids):
+            ids = {vocabulary[token] for token in analyzer(text) if token in vocabulary}
+            token_ids.extend(ids)
+            token_labels.extend([label_id] * len(ids))
+        # Texts of each class that contain each token: (vocabulary_size, num_classes).
+        counts = np.zeros((self.vocabulary_size, len(self.classes_)))
+        np.add.at(counts, (np.asarray(token_ids, np.int64), np.asarray(token_labels, np.int64)), 1.0)
+        in_class = counts[2:]
+        in_rest = in_class.sum(axis=1, keepdims=True) - in_class
+        p = in_class + self.alpha
+        q = in_rest + self.alpha
+        ratios = np.log(p / p.sum(axis=0)) - np.log(q / q.sum(axis=0))
+        padding_and_unknown = np.zeros((2, len(self.classes_)))
+        self.log_count_ratios_ = np.concatenate([padding_and_unknown, ratios]).astype(np.float32)
 
     def _analyzer(self):
         return sklearn_text.CountVectorizer(
@@ -157,9 +215,15 @@ class TextVectorizer(base.TransformerMixin, base.BaseEstimator):
         texts = list(texts)
         ids = np.full((len(texts), self.sequence_length_), PADDING_ID, dtype=np.int32)
         for row, text in enumerate(texts):
-            tokens = analyzer(text)[: self.sequence_length_]
-            if tokens:
-                ids[row, : len(tokens)] = [vocabulary.get(token, UNKNOWN_ID) for token in tokens]
+            tokens = analyzer(text)
+            if self.binary:
+                # Every distinct id once (unknown n-grams all map to one id), in order of first appearance.
+                token_ids = list(dict.fromkeys(vocabulary.get(token, UNKNOWN_ID) for token in tokens))
+            else:
+                token_ids = [vocabulary.get(token, UNKNOWN_ID) for token in tokens[: self.sequence_length_]]
+            token_ids = token_ids[: self.sequence_length_]
+            if token_ids:
+                ids[row, : len(token_ids)] = token_ids
             else:
                 # A text without words (only emoji, say) reads as one unknown token,
                 # never as all padding, which masked layers would average over nothing.
@@ -190,7 +254,12 @@ class TextVectorizer(base.TransformerMixin, base.BaseEstimator):
         low, high = tuple(self.ngram_range)
         unit = "words" if high == 1 else f"{low}-{high}-grams"
         if self.output == "sequences":
-            return f"{len(self.vocabulary_):,} {unit}, sequences of up to {self.sequence_length_}"
+            description = f"{len(self.vocabulary_):,} {unit}, sequences of up to {self.sequence_length_}"
+            if getattr(self, "log_count_ratios_", None) is not None:
+                description += (
+                    f", weighted by their naive-Bayes log-count ratios for {len(self.classes_)} classes"
+                )
+            return description
         return f"{self.vocabulary_size:,} {self.output} features of {unit}"
 
 
@@ -215,10 +284,11 @@ class TextFeatures(base.TransformerMixin, base.BaseEstimator):
         self.vectorizers = vectorizers
 
     def fit(self, texts, y=None):
+        """Fits every vectorizer on `texts` (and the labels `y`, for those that use them)."""
         check_not_a_single_string(texts)
         texts = list(texts)
         for vectorizer in self.vectorizers.values():
-            vectorizer.fit(texts)
+            vectorizer.fit(texts, y)
         return self
 
     def transform(self, texts):
@@ -232,6 +302,36 @@ class TextFeatures(base.TransformerMixin, base.BaseEstimator):
         """The model's named inputs for `texts`: a dict from input name to array."""
         return self.transform(texts)
 
+    def set_embedding_matrix(self, loaded):
+        """Attaches pretrained word vectors for the model builder, without pickling them.
+
+        `embedding_matrix_` is left out when the features are pickled (a word
+        vector table can be hundreds of megabytes, and the trained model holds
+        it anyway); the count of words that had a vector is kept, for
+        `describe()`.
+
+        Args:
+            loaded: what `kerastrain.embeddings.load_embedding_matrix` returned.
+        """
+        self.embedding_matrix_ = loaded.matrix
+        self.embedding_summary_ = loaded.describe()
+
     def describe(self):
-        """The vectorizers' vocabularies in a few words, such as "19,998 words, sequences of up to 37"."""
-        return "; ".join(vectorizer.describe() for vectorizer in self.vectorizers.values())
+        """The vectorizers' vocabularies (and the word vectors) in a few words, for a run's first line.
+
+        Returns:
+            A string such as `"8,211 words, sequences of up to 37; 20,000
+            1-2-grams, sequences of up to 70, weighted by their naive-Bayes
+            log-count ratios for 2 classes; 7,406 of 8,211 words had a vector
+            in glove.txt.gz"`.
+        """
+        parts = [vectorizer.describe() for vectorizer in self.vectorizers.values()]
+        if getattr(self, "embedding_summary_", None):
+            parts.append(self.embedding_summary_)
+        return "; ".join(parts)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state = dict(state)
+        state.pop("embedding_matrix_", None)
+        return state

@@ -91,6 +91,40 @@ def test_textcnn_ngram_branch_is_a_normalized_weighted_sum_that_ignores_padding(
     assert model.get_layer("ngram_weight").get_weights()[0][0, 0] == 0.0  # padding
 
 
+def test_textcnn_per_class_ngram_weights_make_one_linear_model_per_class(float32_policy):
+    rng = np.random.default_rng(0)
+    ratios = rng.normal(size=(50, 3)).astype("float32")
+    model = build_textcnn(
+        30, 8, 3, embedding_dim=4, filters=2, ngram_vocabulary_size=50, ngram_sequence_length=6,
+        ngram_weights=ratios,
+    )
+    plain = build_textcnn(30, 8, 3, embedding_dim=4, filters=2)
+    # A trainable weight per n-gram and class, their classifier weights, and the frozen ratios.
+    assert model.count_params() == plain.count_params() + 50 * 3 + 3 * 3 + 50 * 3
+    table = model.get_layer("ngram_embedding").embeddings.numpy()
+    np.testing.assert_array_equal(table, np.ones((50, 3)))  # the naive-Bayes classifier to start from
+    # Each class's n-gram score starts in that class's logit only, with a positive weight.
+    kernel = model.get_layer("logits").get_weights()[0]
+    np.testing.assert_allclose(kernel[-3:], 0.1 * np.eye(3))
+    model.get_layer("ngram_embedding").embeddings.assign(rng.normal(size=(50, 3)).astype("float32"))
+    table = model.get_layer("ngram_embedding").embeddings.numpy()
+    bag = keras.Model(model.get_layer("ngrams").output, model.get_layer("ngram_bag").output)
+    ngrams = np.asarray([[5, 7, 0, 0, 0, 0], [5, 7, 9, 11, 0, 0]], "int32")
+    expected = [(table[row[row > 0]] * ratios[row[row > 0]]).sum(axis=0) for row in ngrams]
+    np.testing.assert_allclose(bag(ngrams).numpy(), expected, rtol=1e-5)
+    np.testing.assert_array_equal(model.get_layer("ngram_weight").get_weights()[0][0], np.zeros(3))  # padding
+
+
+def test_textcnn_with_per_class_ngram_weights_saves_and_reloads(float32_policy, tmp_path):
+    ratios = np.random.default_rng(1).normal(size=(40, 2)).astype("float32")
+    model = build_textcnn(30, 8, 2, embedding_dim=4, filters=2, ngram_vocabulary_size=40, ngram_weights=ratios)
+    model.save(tmp_path / "model.keras")
+    reloaded = keras.models.load_model(tmp_path / "model.keras")
+    inputs = {"tokens": np.ones((2, 8), "int32"), "ngrams": np.asarray([[3, 4, 0], [5, 0, 0]], "int32")}
+    np.testing.assert_allclose(reloaded(inputs).numpy(), model(inputs).numpy(), rtol=1e-6)
+    assert reloaded.get_layer("ngram_bag").normalize is False
+
+
 def test_textcnn_ngram_weights_of_the_wrong_shape_raise(float32_policy):
     with pytest.raises(ValueError, match="ngram_weights of shape"):
         build_textcnn(30, 8, 2, ngram_vocabulary_size=50, ngram_sequence_length=6, ngram_weights=np.ones(49))

@@ -300,6 +300,9 @@ def test_get_params_and_set_params():
         "ngram_range": (1, 1),
         "lowercase": True,
         "stop_words": None,
+        "binary": False,
+        "log_count_ratios": False,
+        "alpha": 1.0,
     }
     assert vectorizer.set_params(max_tokens=2) is vectorizer
     assert vectorizer.fit(TEXTS).vocabulary_size == 2
@@ -345,3 +348,91 @@ def test_sequence_idf_matches_scikit_learns_tfidf_vectorizer():
     for token, index in vectorizer.vocabulary_.items():
         assert vectorizer.idf_[index] == pytest.approx(reference.idf_[reference.vocabulary_[token]], rel=1e-6)
     assert vectorizer.idf_[0] == 0.0 and vectorizer.idf_.shape == (vectorizer.vocabulary_size,)
+
+
+# Binary n-gram sequences and naive-Bayes log-count ratios.
+
+
+def test_binary_sequences_hold_each_distinct_id_once_in_order_of_first_appearance():
+    vectorizer = TextVectorizer(binary=True, sequence_length=6).fit(TEXTS)
+    vocabulary = vectorizer.vocabulary_
+    ids = vectorizer.transform(["now free now zebra free okapi"])[0]
+    assert ids.tolist() == [vocabulary["now"], vocabulary["free"], UNKNOWN_ID, PADDING_ID, PADDING_ID, PADDING_ID]
+
+
+def test_binary_sequence_length_counts_distinct_tokens():
+    vectorizer = TextVectorizer(binary=True).fit(["a a a a b"] * 20)
+    assert vectorizer.sequence_length_ == 2
+    assert TextVectorizer().fit(["a a a a b"] * 20).sequence_length_ == 5
+
+
+def log_count_ratios_by_hand(texts, labels, vocabulary, alpha=1.0):
+    """The ratios of Wang and Manning (2012), computed the slow, obvious way."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    analyzer = CountVectorizer(token_pattern=r"(?u)\b\w+\b", ngram_range=(1, 2)).build_analyzer()
+    classes = sorted(set(labels))
+    ratios = np.zeros((len(vocabulary) + 2, len(classes)))
+    for column, label in enumerate(classes):
+        p = np.full(len(vocabulary), alpha)
+        q = np.full(len(vocabulary), alpha)
+        for text, text_label in zip(texts, labels):
+            for token in set(analyzer(text)):
+                if token in vocabulary:
+                    (p if text_label == label else q)[vocabulary[token] - 2] += 1
+        ratios[2:, column] = np.log(p / p.sum()) - np.log(q / q.sum())
+    return ratios
+
+
+@pytest.mark.parametrize("labels", [
+    ["spam", "spam", "ham", "spam", "ham"],
+    ["a", "b", "c", "a", "c"],
+], ids=["two classes", "three classes"])  # fmt: skip
+def test_log_count_ratios_match_the_definition(labels):
+    vectorizer = TextVectorizer(ngram_range=(1, 2), binary=True, log_count_ratios=True).fit(TEXTS, labels)
+    expected = log_count_ratios_by_hand(TEXTS, labels, vectorizer.vocabulary_)
+    assert vectorizer.log_count_ratios_.shape == (vectorizer.vocabulary_size, len(set(labels)))
+    assert vectorizer.log_count_ratios_.dtype == np.float32
+    np.testing.assert_allclose(vectorizer.log_count_ratios_, expected, rtol=1e-5, atol=1e-6)
+    assert vectorizer.classes_.tolist() == sorted(set(labels))
+    assert np.all(vectorizer.log_count_ratios_[[PADDING_ID, UNKNOWN_ID]] == 0.0)
+
+
+def test_log_count_ratios_point_to_the_class_a_word_occurs_in():
+    vectorizer = TextVectorizer(log_count_ratios=True).fit(TEXTS, ["spam", "spam", "ham", "spam", "ham"])
+    ham, spam = vectorizer.log_count_ratios_.T
+    free, you = vectorizer.vocabulary_["free"], vectorizer.vocabulary_["you"]
+    assert spam[free] > 0 > ham[free]
+    assert ham[you] > 0 > spam[you]
+    # One class against the other: the two columns are opposite.
+    np.testing.assert_allclose(ham, -spam, atol=1e-6)
+
+
+def test_log_count_ratios_need_labels():
+    with pytest.raises(ValueError, match="needs the labels"):
+        TextVectorizer(log_count_ratios=True).fit(TEXTS)
+    with pytest.raises(ValueError, match="one label per text"):
+        TextVectorizer(log_count_ratios=True).fit(TEXTS, ["spam"])
+
+
+def test_text_features_pass_the_labels_to_each_vectorizer():
+    features = TextFeatures({
+        "tokens": TextVectorizer(),
+        "ngrams": TextVectorizer(ngram_range=(1, 2), binary=True, log_count_ratios=True),
+    }).fit(TEXTS, ["spam", "spam", "ham", "spam", "ham"])  # fmt: skip
+    assert features.vectorizers["ngrams"].log_count_ratios_.shape[1] == 2
+    assert not hasattr(features.vectorizers["tokens"], "log_count_ratios_")
+    description = features.describe()
+    words, ngrams = description.split("; ")
+    assert words.startswith(f"{len(features.vectorizers['tokens'].vocabulary_)} words, ")
+    assert ngrams.endswith("1-2-grams, sequences of up to 7, weighted by their naive-Bayes log-count ratios for 2 classes")
+
+
+def test_a_vectorizer_pickled_without_the_binary_options_still_transforms(tmp_path):
+    vectorizer = TextVectorizer(sequence_length=4).fit(TEXTS)
+    for name in ("binary", "log_count_ratios", "alpha"):
+        del vectorizer.__dict__[name]
+    joblib.dump(vectorizer, tmp_path / "old.joblib")
+    loaded = joblib.load(tmp_path / "old.joblib")
+    assert loaded.binary is False and loaded.log_count_ratios is False
+    np.testing.assert_array_equal(loaded.transform(TEXTS), TextVectorizer(sequence_length=4).fit(TEXTS).transform(TEXTS))

@@ -1,4 +1,4 @@
-"""TextCNN (Kim 2014), with an optional linear bag-of-n-grams branch."""
+"""TextCNN (Kim 2014), with an optional linear bag-of-n-grams branch and pretrained embeddings."""
 
 import numpy as np
 
@@ -20,6 +20,8 @@ def build_textcnn(
     ngram_sequence_length=0,
     ngram_embedding_dim=32,
     ngram_weights=None,
+    embedding_matrix=None,
+    embedding_trainable=True,
     gradient_checkpointing=False,
 ):
     """Builds a TextCNN classifier with the Functional API.
@@ -27,11 +29,19 @@ def build_textcnn(
     Token ids are embedded, convolved by one `Conv1D` per kernel size, max-pooled
     over time, concatenated, dropped out and classified by a softmax layer
     (Kim 2014). With `ngram_vocabulary_size > 0` a second input, the ids of the
-    text's word n-grams, is embedded and summed with fixed per-id weights (IDF
-    values, say) over the weights' L2 norm: a linear model on TF-IDF features. It
-    joins the pooled features before the classifier: on short texts n-gram
-    features are strong (Wang and Manning 2012), and the network learns how much
-    to rely on each branch.
+    text's word n-grams, feeds a linear branch that joins the pooled features
+    before the classifier: on short texts n-gram features are strong (Wang and
+    Manning 2012), and the network learns how much to rely on each branch. With
+    one fixed weight per n-gram (IDF values, say) the n-grams are embedded and
+    summed with those weights over their L2 norm: a linear model on TF-IDF
+    features. With one fixed weight per n-gram and class (naive-Bayes log-count
+    ratios, one column per class), each class gets a trainable scalar per
+    n-gram, starting at 1, and the branch outputs, per class, the sum over the
+    text's n-grams of ratio times weight: with binary n-gram ids (each once) that
+    is one logistic regression per class on NB-scaled features (NBSVM's
+    features), started from the naive-Bayes classifier; the classifier starts
+    with a weight of 0.1 from each class's score to that class's logit and 0
+    to the others.
 
     Args:
         vocabulary_size: number of token ids, padding (0) and unknown (1) included.
@@ -48,12 +58,25 @@ def build_textcnn(
             leaves it out. Defaults to `0`.
         ngram_sequence_length: the longest n-gram-id sequence of the second
             input (it takes any length). Defaults to `0`.
-        ngram_embedding_dim: size of the n-gram embeddings. The branch is a
-            linear model, so a few dimensions suffice, and a narrow table keeps
-            the optimizer's per-step work small. Defaults to `32`.
-        ngram_weights: fixed weight of each n-gram id, such as its IDF; id 0 is
-            padding and gets weight 0 whatever is given. `None` weighs every
-            n-gram 1 (a plain normalized bag). Defaults to `None`.
+        ngram_embedding_dim: size of the n-gram embeddings when `ngram_weights`
+            has one column. The branch is a linear model, so a few dimensions
+            suffice, and a narrow table keeps the optimizer's per-step work
+            small. Defaults to `32`.
+        ngram_weights: fixed weights of the n-gram ids: a vector
+            `(ngram_vocabulary_size,)`, such as IDF values, or a matrix
+            `(ngram_vocabulary_size, columns)` with two or more columns, such as
+            the log-count ratios of `TextVectorizer(log_count_ratios=True)`
+            (then the branch has one output per column and
+            `ngram_embedding_dim` is not used). Id 0 is padding and gets weight
+            0 whatever is given. `None` weighs every n-gram 1 (a plain
+            normalized bag). Defaults to `None`.
+        embedding_matrix: initial word embeddings, an array
+            `(vocabulary_size, embedding_dim)` such as pretrained vectors from
+            `kerastrain.embeddings.load_embedding_matrix`; `None` starts from
+            random ones. Defaults to `None`.
+        embedding_trainable: whether training updates the word embeddings
+            (Kim's CNN-non-static); `False` keeps them fixed (CNN-static).
+            Defaults to `True`.
         gradient_checkpointing: make each convolution branch (convolution and
             max-pooling) a `RecomputedBlock`, whose activations are recomputed
             in the backward pass instead of kept. Defaults to `False`.
@@ -78,7 +101,15 @@ def build_textcnn(
     # Any length from the largest kernel size up: training batches are cut to
     # the padding they need (see kerastrain.length_buckets).
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
-    embedded = layers.Embedding(vocabulary_size, embedding_dim, name="embedding")(tokens)
+    if embedding_matrix is not None:
+        embedding_matrix = np.asarray(embedding_matrix, np.float32)
+        if embedding_matrix.shape != (vocabulary_size, embedding_dim):
+            raise ValueError(
+                f"Expected embedding_matrix of shape ({vocabulary_size}, {embedding_dim}). "
+                f"Received: {embedding_matrix.shape}"
+            )
+    embedding = layers.Embedding(vocabulary_size, embedding_dim, trainable=embedding_trainable, name="embedding")
+    embedded = embedding(tokens)
     pooled = []
     for kernel_size in kernel_sizes:
         branch = [
@@ -93,12 +124,34 @@ def build_textcnn(
     features = layers.Dropout(dropout, name="dropout")(features)
     inputs = [tokens]
     if ngram_vocabulary_size:
+        if ngram_weights is None:
+            weights = np.ones((ngram_vocabulary_size, 1), np.float32)
+        else:
+            weights = np.asarray(ngram_weights, np.float32)
+            weights = weights[:, None] if weights.ndim == 1 else weights
+        if weights.ndim != 2 or weights.shape[0] != ngram_vocabulary_size:
+            raise ValueError(
+                f"Expected ngram_weights of shape ({ngram_vocabulary_size},) or ({ngram_vocabulary_size}, "
+                f"columns). Received: {np.shape(ngram_weights)}"
+            )
+        weights = weights.copy()
+        weights[0] = 0.0  # padding
+        per_column = weights.shape[1] > 1
         ngrams = keras.Input(shape=(None,), dtype="int32", name="ngrams")
-        ngram_vectors = layers.Embedding(
-            ngram_vocabulary_size, ngram_embedding_dim, name="ngram_embedding"
-        )(ngrams)
-        weight_table = layers.Embedding(ngram_vocabulary_size, 1, trainable=False, name="ngram_weight")
-        bag = WeightedBag(name="ngram_bag")([ngram_vectors, weight_table(ngrams)])
+        if per_column:
+            # One weight per n-gram and column, starting at 1: with log-count ratios
+            # as the fixed weights the branch starts as the naive-Bayes classifier.
+            ngram_vectors = layers.Embedding(
+                ngram_vocabulary_size, weights.shape[1], embeddings_initializer="ones", name="ngram_embedding"
+            )(ngrams)
+        else:
+            ngram_vectors = layers.Embedding(
+                ngram_vocabulary_size, ngram_embedding_dim, name="ngram_embedding"
+            )(ngrams)
+        weight_table = layers.Embedding(
+            ngram_vocabulary_size, weights.shape[1], trainable=False, name="ngram_weight"
+        )
+        bag = WeightedBag(normalize=not per_column, name="ngram_bag")([ngram_vectors, weight_table(ngrams)])
         features = layers.Concatenate(name="features")([features, bag])
         inputs.append(ngrams)
     logits = layers.Dense(
@@ -110,12 +163,18 @@ def build_textcnn(
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
     model = keras.Model(inputs, outputs, name="textcnn")
     if ngram_vocabulary_size:
-        weights = np.ones(ngram_vocabulary_size, np.float32) if ngram_weights is None else np.asarray(ngram_weights, np.float32)
-        if weights.shape != (ngram_vocabulary_size,):
-            raise ValueError(
-                f"Expected ngram_weights of shape ({ngram_vocabulary_size},). Received: {weights.shape}"
-            )
-        weights = weights.copy()
-        weights[0] = 0.0  # padding
-        weight_table.set_weights([weights[:, None]])
+        weight_table.set_weights([weights])
+        if per_column:
+            # Column c of the branch scores class c: the classifier starts by adding a
+            # tenth of it (the size of its random weights) to class c's logit only. A
+            # random start can point it the wrong way, which a short run on a small
+            # dataset does not undo.
+            classifier = model.get_layer("logits")
+            kernel, bias = classifier.get_weights()
+            kernel[-weights.shape[1]:] = 0.1 * np.eye(weights.shape[1], num_classes)
+            classifier.set_weights([kernel, bias])
+    if embedding_matrix is not None:
+        # Set after building, not as an initializer: a Constant initializer would
+        # write the whole matrix into the saved model's config.
+        embedding.set_weights([embedding_matrix])
     return model

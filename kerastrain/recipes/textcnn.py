@@ -34,7 +34,13 @@ def load_examples(config):
 
 
 def fit_preprocessor(config, train_examples):
-    """Token ids and, with `config.ngram_features`, n-gram ids, fitted on the training texts.
+    """Token ids and, with `config.ngram_features`, n-gram ids, fitted on the training split.
+
+    With `config.ngram_weighting == "nb"` the n-gram vectorizer also learns each
+    n-gram's naive-Bayes log-count ratio per class from the training labels.
+    With `config.embeddings` the fitted features also carry the word vectors of
+    the token vocabulary, transiently: they go into the model's weights, not
+    into the pickled preprocessor, and `describe()` says how many words had one.
 
     Returns:
         A fitted `TextFeatures` whose model inputs are `"tokens"` (and `"ngrams"`).
@@ -51,13 +57,30 @@ def fit_preprocessor(config, train_examples):
         )
     }
     if config.ngram_features:
+        naive_bayes = config.ngram_weighting == "nb"
         vectorizers["ngrams"] = TextVectorizer(
             "sequences",
             max_tokens=config.ngram_features,
             ngram_range=(1, config.ngram_max),
             lowercase=config.lowercase,
+            binary=naive_bayes,
+            log_count_ratios=naive_bayes,
         )
-    return TextFeatures(vectorizers).fit(train_examples.inputs)
+    features = TextFeatures(vectorizers).fit(train_examples.inputs, train_examples.labels)
+    if config.embeddings:
+        from kerastrain import embeddings
+
+        tokens = features.vectorizers["tokens"]
+        features.set_embedding_matrix(
+            embeddings.load_embedding_matrix(
+                config.embeddings,
+                tokens.vocabulary_,
+                config.embedding_dim,
+                seed=config.seed,
+                match_lowercase=config.lowercase,
+            )
+        )
+    return features
 
 
 def length_buckets(config, train_inputs):
@@ -86,6 +109,9 @@ def build_model(config, features, num_classes):
 
     tokens = features.vectorizers["tokens"]
     ngrams = features.vectorizers.get("ngrams")
+    ngram_weights = None
+    if ngrams is not None:
+        ngram_weights = ngrams.log_count_ratios_ if ngrams.log_count_ratios else ngrams.idf_
     return build_textcnn(
         vocabulary_size=tokens.vocabulary_size,
         sequence_length=tokens.sequence_length_,
@@ -97,7 +123,11 @@ def build_model(config, features, num_classes):
         l2=config.l2,
         ngram_vocabulary_size=ngrams.vocabulary_size if ngrams else 0,
         ngram_embedding_dim=config.ngram_embedding_dim,
-        ngram_weights=ngrams.idf_ if ngrams else None,
+        ngram_weights=ngram_weights,
+        # `None` in a preprocessor read back from a run folder: the trained
+        # weights, restored next, hold the vectors.
+        embedding_matrix=getattr(features, "embedding_matrix_", None),
+        embedding_trainable=config.embeddings_trainable,
         gradient_checkpointing=config.gradient_checkpointing,
     )
 
