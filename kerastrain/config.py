@@ -26,6 +26,7 @@ INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "tanh", "sigmoid", "swish")
 TEXT_FEATURES = ("tfidf", "counts", "binary")
 NGRAM_WEIGHTINGS = ("nb", "idf")
+SCALINGS = ("auto", "per_feature", "global")
 
 # Fields that say where or how loudly to run, not what to train: two runs that
 # differ only in these are the same run, so they may resume each other.
@@ -104,8 +105,9 @@ class TrainingConfig:
     schedule: str = field("constant", "Learning-rate schedule.", choices=SCHEDULES, group="training")
     decay_steps: int = field(
         1000,
-        "Steps over which the schedule decays once (cosine: to zero).",
-        minimum=1,
+        "Steps over which the schedule decays once (cosine: to zero); 0 takes every step the run "
+        "plans (--epochs x steps per epoch).",
+        minimum=0,
         maximum=2**31 - 1,
         group="training",
     )
@@ -193,6 +195,13 @@ class TrainingConfig:
         maximum=1e7,
         group="distribution",
     )
+    augment: bool = field(
+        False,
+        "Change each training batch at random, anew every epoch (text: word deletions and adjacent "
+        "swaps; image-shaped numeric columns: shifts of a pixel or two); validation, test and "
+        "prediction see the data unchanged.",
+        group="training",
+    )
 
     def validate(self):
         """Checks every value against its field's limits.
@@ -243,6 +252,19 @@ class TrainingConfig:
         """The settings that decide whether two runs are the same run."""
         values = json.loads(json.dumps(self.to_dict()))
         return {name: value for name, value in values.items() if name not in NOT_COMPARED_FIELDS}
+
+
+def recipe_default(config_class, name, default):
+    """The field `name` of `config_class` with the same help and limits, and another default."""
+    metadata = config_class.__dataclass_fields__[name].metadata
+    return field(
+        default,
+        metadata["help"],
+        choices=metadata["choices"],
+        minimum=metadata["minimum"],
+        maximum=metadata["maximum"],
+        group=metadata["group"],
+    )
 
 
 @dataclasses.dataclass
@@ -314,6 +336,14 @@ class TextCNNConfig(TrainingConfig):
         "Fine-tune the word embeddings while training (off keeps the --embeddings vectors fixed).",
         group="model",
     )
+    augment_rate: float = field(
+        0.1,
+        "Under --augment, the probability that each word of a training text is deleted, and that "
+        "each pair of adjacent words is swapped.",
+        minimum=0.0,
+        maximum=0.5,
+        group="training",
+    )
 
 
 @dataclasses.dataclass
@@ -343,6 +373,22 @@ class MLPConfig(TrainingConfig):
     max_features: int = field(
         5000, "Vocabulary size of text features.", minimum=2, maximum=LARGEST_VOCABULARY, group="data")
     ngram_max: int = field(1, "Longest word n-gram of text features.", minimum=1, maximum=5, group="data")
+    scaling: str = field(
+        "auto",
+        "Standardization of numeric features: per_feature (each column by its own mean and "
+        "deviation), global (one mean and deviation for all columns, as pixels need), or auto "
+        "(global for image-shaped columns, else per_feature).",
+        choices=SCALINGS,
+        group="data",
+    )
+    augment_shift: int = field(
+        0,
+        "Under --augment, the largest shift in pixels of image-shaped features in each direction; "
+        "0 picks one pixel per 28 of the image side, rounded (none for 8x8, 1 for 28x28).",
+        minimum=0,
+        maximum=8,
+        group="training",
+    )
 
 
 def check_value(item, value):

@@ -88,21 +88,40 @@ def build_optimizer(
     )
 
 
-def optimizer_from_config(config):
+def optimizer_from_config(config, steps_per_epoch=None):
     """The optimizer that a recipe's config names, with its schedule and clipping.
 
     Args:
         config: a `TrainingConfig` (or subclass).
+        steps_per_epoch: optimizer updates in one epoch
+            (`tf_data.TrainingInputs.steps_per_epoch`), which `--decay-steps 0`
+            needs. Defaults to `None`.
 
     Returns:
         A `keras.optimizers.Optimizer`.
+
+    Raises:
+        ValueError: if `config.decay_steps` is 0 and `steps_per_epoch` is not given.
     """
     return build_optimizer(
         config.optimizer,
         config.learning_rate,
         momentum=config.momentum,
         schedule=config.schedule,
-        decay_steps=config.decay_steps,
+        decay_steps=planned_decay_steps(config.decay_steps, config.epochs, steps_per_epoch),
         decay_rate=config.decay_rate,
         clipnorm=config.clipnorm,
     )
+
+
+def planned_decay_steps(decay_steps, epochs, steps_per_epoch):
+    """`decay_steps`, or with `0` every step the run plans: `epochs x steps_per_epoch`.
+
+    Raises:
+        ValueError: if `decay_steps` is 0 and `steps_per_epoch` is `None`.
+    """
+    if decay_steps:
+        return decay_steps
+    if steps_per_epoch is None:
+        raise ValueError("decay_steps=0 decays over the whole run, which needs steps_per_epoch.")
+    return max(1, epochs * steps_per_epoch)

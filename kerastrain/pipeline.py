@@ -198,6 +198,8 @@ def train_model(recipe, config, run, data, data_record, preprocessor, writes_out
         flush=True,
     )
     inputs = training_inputs(recipe, config, strategy, preprocessor, data)
+    if inputs.augmentation:
+        print(f"kerastrain: augmentation: {inputs.augmentation}", flush=True)
 
     # Build the model inside the strategy's scope, so its variables are distributed.
     model = build_compiled_model(recipe, config, strategy, preprocessor, len(data.class_names), jit_compile, inputs)
@@ -243,15 +245,19 @@ def training_inputs(recipe, config, strategy, preprocessor, data):
     from kerastrain.distribute import inputs
 
     train_inputs = preprocessor.model_inputs(data.split.train.inputs)
-    return inputs.make_training_inputs(
+    # --augment: the recipe may add inputs that only its batch function reads.
+    augmentation = recipe.training_augmentation(config, preprocessor, data.split.train, train_inputs)
+    prepared = inputs.make_training_inputs(
         strategy,
-        train=(train_inputs, data.train_labels),
+        train=(augmentation.train_inputs, data.train_labels),
         validation=(preprocessor.model_inputs(data.split.validation.inputs), data.validation_labels),
         batch_size=data.train_batch_size or config.batch_size,
         seed=config.seed,
         accumulate_steps=config.accumulate_steps,
         length_buckets=recipe.training_length_buckets(config, train_inputs),
+        augment=augmentation.augment,
     )
+    return dataclasses.replace(prepared, augmentation=augmentation.description)
 
 
 def build_compiled_model(recipe, config, strategy, preprocessor, num_classes, jit_compile, inputs=None):
@@ -265,7 +271,8 @@ def build_compiled_model(recipe, config, strategy, preprocessor, num_classes, ji
         num_classes: the number of classes.
         jit_compile: whether to XLA-compile the training step.
         inputs: the `TrainingInputs`, for the parameter-server evaluation
-            shards. Defaults to `None`.
+            shards and the steps per epoch (`--decay-steps 0`). Defaults to
+            `None`.
 
     Returns:
         A compiled `keras.Model` (with gradient accumulation when
@@ -279,7 +286,7 @@ def build_compiled_model(recipe, config, strategy, preprocessor, num_classes, ji
         model = accumulation.with_gradient_accumulation(model, config.accumulate_steps)
         training.compile_classifier(
             model,
-            optimizers.optimizer_from_config(config),
+            optimizers.optimizer_from_config(config, inputs.steps_per_epoch if inputs is not None else None),
             config.steps_per_execution,
             jit_compile,
             inputs.evaluation_shards if inputs is not None else 0,

@@ -361,9 +361,9 @@ def preflight_steps(build_model, config, preprocessor, num_classes, inputs, labe
         try:
             model = build_model(config, preprocessor, num_classes)
             model = accumulation.with_gradient_accumulation(model, config.accumulate_steps)
-            training.compile_classifier(
-                model, optimizers.optimizer_from_config(config), config.steps_per_execution, jit_compile
-            )
+            # The schedule's length (--decay-steps 0: the run's) does not change a step's time.
+            optimizer = optimizers.optimizer_from_config(config, steps_per_epoch=1)
+            training.compile_classifier(model, optimizer, config.steps_per_execution, jit_compile)
         finally:
             keras.mixed_precision.set_global_policy(previous)
         # The examples repeat, so every batch is whole and the step compiles once.

@@ -46,6 +46,11 @@ class Recipe:
             returns a `kerastrain.length_buckets.LengthBuckets` for the
             training inputs, or `None`. Defaults to `None` (batches padded to
             one length).
+        augmentation: optionally, `augmentation(config, preprocessor,
+            train_examples, train_inputs)` returns a
+            `kerastrain.augmentation.TrainingAugmentation`: the training
+            inputs it needs and the function that changes training batches
+            (`--augment`). Defaults to `None` (no augmentation).
         takes_numeric_features: whether the recipe trains on numeric feature
             columns when its data has no text column (a CSV or a DataFrame).
             Defaults to `False` (texts only).
@@ -75,9 +80,18 @@ class Recipe:
     length_buckets: typing.Optional[typing.Callable] = None
     takes_numeric_features: bool = False
     reduced_precision_on_cpu: bool = True
+    augmentation: typing.Optional[typing.Callable] = None
 
     def training_length_buckets(self, config, train_inputs):
         """The recipe's length buckets for `train_inputs`, or `None` when it has none."""
         if self.length_buckets is None:
             return None
         return self.length_buckets(config, train_inputs)
+
+    def training_augmentation(self, config, preprocessor, train_examples, train_inputs):
+        """The recipe's `TrainingAugmentation` of its training inputs (none without `augmentation`)."""
+        from kerastrain import augmentation
+
+        if self.augmentation is None:
+            return augmentation.TrainingAugmentation(train_inputs)
+        return self.augmentation(config, preprocessor, train_examples, train_inputs)

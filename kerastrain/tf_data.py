@@ -18,6 +18,7 @@ def make_dataset(
     repeat=False,
     drop_remainder=False,
     length_buckets=None,
+    augment=None,
 ):
     """Batches in-memory arrays into a dataset that strategies can shard.
 
@@ -42,6 +43,9 @@ def make_dataset(
             inputs: shuffled batches then hold examples of similar length, and
             each batch's padding is cut to its bucket length. Defaults to
             `None` (batches as they come, padded to the arrays' length).
+        augment: a function `(batches, seed) -> batches` that changes the
+            inputs of every batch at random (training data only; see
+            `kerastrain.augmentation`). Defaults to `None`.
 
     Returns:
         A `tf.data.Dataset` of `(inputs, labels)` batches.
@@ -71,6 +75,8 @@ def make_dataset(
         return batch_inputs, tf.gather(labels, batch)
 
     dataset = batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if augment is not None:
+        dataset = augment(dataset, seed)
     options = tf.data.Options()
     # In-memory data has no files to shard by: shard multi-worker input by batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

@@ -37,7 +37,7 @@ def worker_shuffle_seed(seed):
     return (microseconds * 1_000_003 + seed) % (2**31 - 1)
 
 
-def worker_dataset_function(train, batch_size, seed, length_buckets=None):
+def worker_dataset_function(train, batch_size, seed, length_buckets=None, augment=None):
     """The function each parameter-server worker makes its training data with.
 
     Args:
@@ -46,6 +46,7 @@ def worker_dataset_function(train, batch_size, seed, length_buckets=None):
         seed: the run's `--seed`.
         length_buckets: a `length_buckets.LengthBuckets`, or `None`. Defaults
             to `None`.
+        augment: see `tf_data.make_dataset`. Defaults to `None`.
 
     Returns:
         A function from a `tf.distribute.InputContext` to a repeated, shuffled
@@ -62,6 +63,7 @@ def worker_dataset_function(train, batch_size, seed, length_buckets=None):
             input_context=input_context,
             repeat=True,
             length_buckets=length_buckets,
+            augment=augment,
         )
 
     return per_worker_dataset
@@ -117,6 +119,9 @@ class TrainingInputs:
         evaluation_shards: under `ParameterServerStrategy`, what `compile`
             takes as `pss_evaluation_shards` (see `sharded_evaluation_inputs`);
             `0` under other strategies.
+        augmentation: a few words on how the training batches are augmented
+            (see `kerastrain.augmentation`), or why not; empty without
+            `--augment`.
     """
 
     train: object
@@ -125,10 +130,11 @@ class TrainingInputs:
     examples_per_epoch: int
     steps_per_epoch: int
     evaluation_shards: int = 0
+    augmentation: str = ""
 
 
 def make_training_inputs(
-    strategy, train, validation, batch_size, seed=0, accumulate_steps=1, length_buckets=None
+    strategy, train, validation, batch_size, seed=0, accumulate_steps=1, length_buckets=None, augment=None
 ):
     """What `Model.fit` takes for training and validation under `strategy`.
 
@@ -167,6 +173,9 @@ def make_training_inputs(
             a bucket length. Validation batches keep their padding, so that
             validation scores what prediction computes. Not used under
             `MultiWorkerMirroredStrategy`. Defaults to `None`.
+        augment: a function `(batches, seed) -> batches` applied to the
+            training batches only (see `tf_data.make_dataset`). Defaults to
+            `None`.
 
     Returns:
         A `TrainingInputs`.
@@ -186,7 +195,9 @@ def make_training_inputs(
             )
         steps_per_epoch = train_examples // step_batch_size
         return TrainingInputs(
-            train=tf_data.make_dataset(*train, step_batch_size, shuffle=True, seed=seed, drop_remainder=True),
+            train=tf_data.make_dataset(
+                *train, step_batch_size, shuffle=True, seed=seed, drop_remainder=True, augment=augment
+            ),
             validation=tf_data.make_dataset(*validation, batch_size),
             fit_arguments={},
             examples_per_epoch=steps_per_epoch * step_batch_size,
@@ -196,7 +207,13 @@ def make_training_inputs(
     if not isinstance(strategy, tf.distribute.ParameterServerStrategy):
         return TrainingInputs(
             train=tf_data.make_dataset(
-                *train, step_batch_size, shuffle=True, seed=seed, repeat=True, length_buckets=length_buckets
+                *train,
+                step_batch_size,
+                shuffle=True,
+                seed=seed,
+                repeat=True,
+                length_buckets=length_buckets,
+                augment=augment,
             ),
             validation=tf_data.make_dataset(*validation, batch_size),
             fit_arguments={"steps_per_epoch": steps_per_epoch},
@@ -207,7 +224,7 @@ def make_training_inputs(
     validation_inputs, evaluation_shards = sharded_evaluation_inputs(strategy, validation, batch_size)
     return TrainingInputs(
         train=keras.utils.experimental.DatasetCreator(
-            worker_dataset_function(train, step_batch_size, seed, length_buckets)
+            worker_dataset_function(train, step_batch_size, seed, length_buckets, augment)
         ),
         validation=validation_inputs,
         fit_arguments={"steps_per_epoch": steps_per_epoch},

@@ -204,7 +204,8 @@ def learning_rates(config, total_steps):
 
     Args:
         config: the run's config dict (`learning_rate`, `schedule`,
-            `decay_steps`, `decay_rate`).
+            `decay_steps`, `decay_rate`); `decay_steps` 0 decays over
+            `total_steps`.
         total_steps: number of training steps.
 
     Returns:
@@ -219,7 +220,7 @@ def learning_rates(config, total_steps):
     from kerastrain.backend import tf
 
     schedule = optimizers.build_schedule(
-        config["schedule"], config["learning_rate"], config["decay_steps"], config["decay_rate"]
+        config["schedule"], config["learning_rate"], config["decay_steps"] or total_steps, config["decay_rate"]
     )
     # The optimizer calls the schedule with its step count before each update: 0, 1, ...
     return schedule(tf.range(total_steps, dtype=tf.float32)).numpy()
@@ -231,7 +232,9 @@ def learning_rate_section(config, metrics, epochs):
     if not steps_per_epoch or not epochs or any(name not in config for name in needed):
         return ""
     total_steps = steps_per_epoch * epochs
-    rates = learning_rates(config, total_steps)
+    # --decay-steps 0 decays over the planned epochs, which early stopping may cut short.
+    planned = {**config, "decay_steps": config["decay_steps"] or steps_per_epoch * config.get("epochs", epochs)}
+    rates = learning_rates(planned, total_steps)
     image = image_tag(figure_png(plots.plot_learning_rate(rates, steps_per_epoch)), "learning rate per training step")
     note = (
         f"Schedule {config['schedule']} from {config['learning_rate']:g} over the run's {total_steps} training "

@@ -159,7 +159,9 @@ def train_trial(config, recipe, data, jit_compile, earlier_curves):
     strategy = tf.distribute.get_strategy()
     preprocessor = recipe.fit_preprocessor(config, data.split.train)
     inputs = pipeline.training_inputs(recipe, config, strategy, preprocessor, data)
-    model = pipeline.build_compiled_model(recipe, config, strategy, preprocessor, len(data.class_names), jit_compile)
+    model = pipeline.build_compiled_model(
+        recipe, config, strategy, preprocessor, len(data.class_names), jit_compile, inputs
+    )
     if jit_compile:
         training.compile_only_training_step(model)
     median_stopping = MedianStopping(earlier_curves)
