@@ -9,8 +9,8 @@ Two kinds, each a pure TensorFlow function on a batch:
   derived again from the changed words by
   `WordAugmentation`, as the fitted vectorizers would have made them from the
   changed text: an n-gram that a deletion or a swap creates gets its own id if
-  the n-gram vocabulary has it, else the unknown id, and the n-grams of deleted
-  words are gone.
+  the n-gram vocabulary has it, else the unknown id, the n-grams of deleted
+  words are gone, and a binary (naive-Bayes) n-gram input lists each id once.
 - Image-shaped numbers (MNIST's 784 = 28 x 28 columns): `shift_images` moves
   each image by up to a pixel or two in each direction; the pixels moved in
   take the background's value (the value of a raw background pixel after the
@@ -296,6 +296,8 @@ class WordAugmentation:
         self.tokens = tokens
         self.ngrams = ngrams
         self.max_n = int(ngrams.ngram_range[1]) if ngrams is not None else 1
+        # A binary n-gram vectorizer (naive-Bayes weighting) lists each distinct id once.
+        self.distinct_ngrams = bool(getattr(ngrams, "binary", False))
         self.width = max(tokens.sequence_length_, ngrams.sequence_length_ if ngrams is not None else 0)
         words = TextVectorizer(ngram_range=(1, 1), lowercase=tokens.lowercase, stop_words=tokens.stop_words)
         self._analyzer = words._analyzer()
@@ -396,8 +398,20 @@ class WordAugmentation:
             valid.append(positions + n <= lengths[:, None])
         ids = tf.concat(blocks, axis=1)
         valid = tf.concat(valid, axis=1)
+        if self.distinct_ngrams:
+            valid &= first_occurrences(ids, valid)
         order = tf.argsort(tf.cast(~valid, tf.int32), axis=1, stable=True)
         return tf.where(tf.gather(valid, order, batch_dims=1), tf.gather(ids, order, batch_dims=1), PADDING_ID)
+
+
+def first_occurrences(ids, valid):
+    """Whether each valid id is the first of its value in its row (a stable sort finds them)."""
+    keyed = tf.where(valid, ids, tf.int32.max)  # invalid entries sort last
+    order = tf.argsort(keyed, axis=1, stable=True)
+    ordered = tf.gather(keyed, order, batch_dims=1)
+    first_in_order = tf.concat([tf.ones_like(ordered[:, :1], tf.bool), ordered[:, 1:] != ordered[:, :-1]], axis=1)
+    first = tf.gather(first_in_order, tf.argsort(order, axis=1, stable=True), batch_dims=1)
+    return first & valid
 
 
 def fit_width(ids, width):

@@ -104,17 +104,18 @@ TEXTS = [
 ]
 
 
-def fitted_features(ngram_max=2, ngram_tokens=40):
+def fitted_features(ngram_max=2, ngram_tokens=40, binary=False):
     vectorizers = {
         "tokens": TextVectorizer("sequences", max_tokens=12, min_sequence_length=3),
-        "ngrams": TextVectorizer("sequences", max_tokens=ngram_tokens, ngram_range=(1, ngram_max)),
+        "ngrams": TextVectorizer("sequences", max_tokens=ngram_tokens, ngram_range=(1, ngram_max), binary=binary),
     }
     return TextFeatures(vectorizers).fit(TEXTS)
 
 
-@pytest.mark.parametrize("ngram_max", [1, 2, 3])
-def test_derived_inputs_of_unchanged_words_are_the_vectorizers_own(ngram_max):
-    features = fitted_features(ngram_max)
+@pytest.mark.parametrize("ngram_max, binary", [(1, False), (2, False), (3, False), (2, True), (3, True)])
+def test_derived_inputs_of_unchanged_words_are_the_vectorizers_own(ngram_max, binary):
+    # binary: each distinct n-gram id once (unknown ones share one id), as naive-Bayes weighting takes them.
+    features = fitted_features(ngram_max, ngram_tokens=12 if binary else 40, binary=binary)
     inputs = features.transform(TEXTS)
     words = augmentation.WordAugmentation(features, 0.0)
     training_inputs = words.add_words(inputs, TEXTS)
@@ -124,10 +125,11 @@ def test_derived_inputs_of_unchanged_words_are_the_vectorizers_own(ngram_max):
         np.testing.assert_array_equal(derived[name].numpy()[:4], inputs[name][:4])
 
 
-def test_derived_inputs_of_a_text_with_deleted_words_are_those_of_the_shorter_text():
+@pytest.mark.parametrize("binary", [False, True])
+def test_derived_inputs_of_a_text_with_deleted_words_are_those_of_the_shorter_text(binary):
     # The n-grams of deleted words are gone; an n-gram that the deletion makes is
     # looked up ("what the" is unknown to the vocabulary, "the capital" is known).
-    features = fitted_features(ngram_max=2, ngram_tokens=200)
+    features = fitted_features(ngram_max=2, ngram_tokens=200, binary=binary)
     words = augmentation.WordAugmentation(features, 0.0)
     training_inputs = words.add_words(features.transform(TEXTS), TEXTS)
     shorter_texts = ["what the capital of", "who the book", "the far moon"]
