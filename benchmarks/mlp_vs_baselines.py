@@ -163,6 +163,8 @@ def main():
         help="Only print the largest absolute test value after each scaling, and train nothing.",
     )
     arguments = parser.parse_args()
+    if not arguments.contender:
+        print(provenance.line(), flush=True)
     if arguments.scaled_extremes:
         for data in arguments.data:
             print_scaled_extremes(data, arguments.seeds[0])
@@ -173,7 +175,6 @@ def main():
         runner = {"recipe": run_recipe, "keras3": run_keras3, "logistic": run_logistic}[arguments.contender]
         print("RESULT " + json.dumps(runner(arguments)))
         return
-    print(provenance.line(), flush=True)
     if arguments.recipe_flags:
         print(f"recipe flags: {arguments.recipe_flags}")
     everything = {}
