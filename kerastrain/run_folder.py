@@ -197,6 +197,14 @@ class RunFolder:
         wanted = config.compared_items()
         values = {name: value for name, value in stored.get("config", stored).items() if name in wanted}
         differences = [name for name in sorted(wanted) if values.get(name) != wanted[name]]
+        unknown_then = [name for name in differences if name not in values]
+        if unknown_then and len(unknown_then) == len(differences) and values:
+            flag = "--" + unknown_then[0].replace("_", "-")
+            raise UsageError(
+                f"--output-dir {self.path} holds a run of an earlier kerastrain, which had no {flag} setting, "
+                "so it cannot resume with this one. Pass a new --output-dir (the finished runs there still "
+                "predict and report)."
+            )
         if differences:
             name = differences[0]
             raise UsageError(

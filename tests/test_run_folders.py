@@ -116,3 +116,11 @@ def test_history_of_older_run_folders_is_renumbered_from_one(tmp_path):
     assert run_folder.RunFolder(tmp_path).read_history()["epoch"].tolist() == [1, 2]
     (tmp_path / "history.csv").write_text("epoch,loss\n1,0.5\n2,0.4\n")
     assert run_folder.RunFolder(tmp_path).read_history()["epoch"].tolist() == [1, 2]
+
+
+def test_a_folder_of_an_earlier_version_without_a_new_setting_is_named_as_such(tmp_path):
+    stored = config_lib.TextCNNConfig().to_dict()
+    del stored["augment"]
+    (tmp_path / "config.json").write_text(json.dumps({"config": stored}))
+    with pytest.raises(UsageError, match="holds a run of an earlier kerastrain, which had no --augment setting"):
+        run_folder.RunFolder(tmp_path).check_config(config_lib.TextCNNConfig(), "textcnn")
