@@ -1,20 +1,26 @@
-"""Benchmark: the TextCNN recipe against three baselines on the same seeded splits.
+"""Benchmark: the TextCNN recipe against a Keras 3 TextCNN and linear baselines on the same seeded splits.
 
-Contenders, each trained on the same train split and scored on the same test split:
+Every contender sees the same seeded split of the data (70% train, 10%
+validation, 20% test) and is scored on the same test split:
 
-- recipe: `python -m kerastrain.recipes.textcnn` with its defaults (tf-keras).
+- recipe: `python -m kerastrain.recipes.textcnn` with its defaults (tf-keras):
+  trains on the training split, stops early on the validation split.
 - keras3: a TextCNN written by hand the way keras.io examples write models today
   (Keras 3, a `TextVectorization` layer mapped over a cached `tf.data` pipeline,
   default `compile`), with the recipe's kernel sizes, filters, embedding size,
   vocabulary, batch size, sequence length rule and early stopping.
-- tfidf_lr: TF-IDF of word 1-2 grams and logistic regression (scikit-learn). It
-  needs no validation split, so it trains on train + validation.
+- tfidf_lr: TF-IDF of word 1-2 grams and logistic regression (scikit-learn),
+  trained on the training split, as the networks are.
 - nb_lr: naive-Bayes-weighted logistic regression (Wang and Manning 2012, the
   NBSVM idea with a logistic loss): binary word 1-2-gram indicators scaled by
   each n-gram's log-count ratio r = log((p / |p|_1) / (q / |q|_1)), smoothing
   alpha = 1, and logistic regression with scikit-learn's default C = 1 on them;
   for more than two classes one ratio vector and one model per class (one
-  against the rest), the highest score wins. Trains on train + validation too.
+  against the rest), the highest score wins. Trained on the training split.
+- tfidf_lr+val, nb_lr+val: the same two models trained on the training and the
+  validation split together (80% of the data). They need no validation split,
+  so this is what a user of them would do; the networks cannot, since they stop
+  early on it.
 
 Each contender runs in its own process: Keras 3 and tf-keras cannot share one.
 
@@ -22,7 +28,7 @@ Usage:
 
     python benchmarks/textcnn_vs_baselines.py ../shared/data/trec_questions.csv.gz
     python benchmarks/textcnn_vs_baselines.py DATA.csv --seeds 0 1 2 --epochs 10
-    python benchmarks/textcnn_vs_baselines.py DATA.csv --accuracy-only --contenders recipe nb_lr
+    python benchmarks/textcnn_vs_baselines.py DATA.csv --accuracy-only --contenders recipe nb_lr nb_lr+val
     python benchmarks/textcnn_vs_baselines.py DATA.csv --recipe-flags --ngram-weighting idf
 
 `--accuracy-only` leaves the time columns out: accuracy does not depend on the
@@ -45,7 +51,7 @@ import time
 
 import provenance
 
-CONTENDERS = ("recipe", "keras3", "tfidf_lr", "nb_lr")
+CONTENDERS = ("recipe", "keras3", "tfidf_lr", "nb_lr", "tfidf_lr+val", "nb_lr+val")
 
 
 def load_split(data, seed, max_examples=0):
@@ -159,6 +165,17 @@ def run_keras3(arguments):
     }
 
 
+def linear_training_data(arguments, split, train_labels, validation_labels):
+    """The texts and labels a linear contender trains on: the training split, plus validation for `+val`."""
+    import numpy as np
+
+    texts, labels = list(split.train.inputs), train_labels
+    if arguments.contender.endswith("+val"):
+        texts += list(split.validation.inputs)
+        labels = np.concatenate([train_labels, validation_labels])
+    return texts, labels
+
+
 def run_tfidf_lr(arguments):
     from sklearn import linear_model, pipeline
     from sklearn.feature_extraction import text
@@ -172,8 +189,7 @@ def run_tfidf_lr(arguments):
         text.TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
         linear_model.LogisticRegression(max_iter=2000),
     )
-    texts = list(split.train.inputs) + list(split.validation.inputs)
-    labels = np.concatenate([train_labels, validation_labels])
+    texts, labels = linear_training_data(arguments, split, train_labels, validation_labels)
     start = time.perf_counter()
     model.fit(texts, labels)
     seconds = time.perf_counter() - start
@@ -200,8 +216,7 @@ def run_nb_lr(arguments):
     split, class_names, train_labels, validation_labels, test_labels = load_split(
         arguments.data, arguments.seed, arguments.max_examples
     )
-    texts = list(split.train.inputs) + list(split.validation.inputs)
-    labels = np.concatenate([train_labels, validation_labels])
+    texts, labels = linear_training_data(arguments, split, train_labels, validation_labels)
     start = time.perf_counter()
     vectorizer = text.CountVectorizer(ngram_range=(1, 2), binary=True)
     features = vectorizer.fit_transform(texts)
@@ -245,7 +260,7 @@ def run_contender(contender, data, seed, epochs, max_examples, recipe_flags=()):
 def summarize(results, data, seeds, accuracy_only=False):
     """Prints the table of one dataset and returns its means per contender."""
     print(f"\n{os.path.basename(data)}: seeds {seeds}")
-    header = f"| {'contender':<9} | {'test accuracy, mean ± sd':>24} | {'per seed':>21} |"
+    header = f"| {'contender':<12} | {'test accuracy, mean ± sd':>24} | {'per seed':>21} |"
     if not accuracy_only:
         header += f" {'train s':>7} | {'examples/s':>10} | {'after epoch 1':>13} |"
     print(header)
@@ -263,7 +278,7 @@ def summarize(results, data, seeds, accuracy_only=False):
         }
         mean = means[contender]
         per_seed = " ".join(f"{accuracy:.3f}" for accuracy in accuracies)
-        row = f"| {contender:<9} | {mean['accuracy']:>15.4f} ± {spread:.4f} | {per_seed:>21} |"
+        row = f"| {contender:<12} | {mean['accuracy']:>15.4f} ± {spread:.4f} | {per_seed:>21} |"
         if not accuracy_only:
             row += f" {mean['seconds']:>7.1f} | {mean['speed']:>10.0f} | {mean['steady']:>13.0f} |"
         print(row)
@@ -307,7 +322,10 @@ def main():
     arguments = parser.parse_args()
     if arguments.contender:
         arguments.seed = arguments.seeds[0]
-        runners = {"recipe": run_recipe, "keras3": run_keras3, "tfidf_lr": run_tfidf_lr, "nb_lr": run_nb_lr}
+        runners = {
+            "recipe": run_recipe, "keras3": run_keras3, "tfidf_lr": run_tfidf_lr, "nb_lr": run_nb_lr,
+            "tfidf_lr+val": run_tfidf_lr, "nb_lr+val": run_nb_lr,
+        }  # fmt: skip
         print("RESULT " + json.dumps(runners[arguments.contender](arguments)))
         return
     print(provenance.line(), flush=True)
@@ -317,7 +335,7 @@ def main():
             row = run_contender(
                 contender, arguments.data, seed, arguments.epochs, arguments.max_examples, arguments.recipe_flags
             )
-            print(f"seed {seed} {contender:<9} accuracy {row['accuracy']:.4f} {row['seconds']:7.1f} s "
+            print(f"seed {seed} {contender:<12} accuracy {row['accuracy']:.4f} {row['seconds']:7.1f} s "
                   f"{row['examples_per_second']:8.0f} examples/s {row['epochs']} epochs", flush=True)
             results[contender].append(row)
     summarize(results, arguments.data, arguments.seeds, arguments.accuracy_only)

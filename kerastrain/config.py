@@ -27,6 +27,7 @@ ACTIVATIONS = ("relu", "elu", "gelu", "selu", "tanh", "sigmoid", "swish")
 TEXT_FEATURES = ("tfidf", "counts", "binary")
 NGRAM_WEIGHTINGS = ("nb", "idf")
 SCALINGS = ("auto", "per_feature", "global")
+NGRAM_STARTS = ("logistic_regression", "naive_bayes")
 
 # Fields that say where or how loudly to run, not what to train: two runs that
 # differ only in these are the same run, so they may resume each other.
@@ -343,6 +344,24 @@ class TextCNNConfig(TrainingConfig):
         minimum=0.0,
         maximum=0.5,
         group="training",
+    )
+    ngram_start: str = field(
+        "logistic_regression",
+        "Start of the nb n-gram branch: logistic_regression first fits NB-weighted logistic "
+        "regression (C=1, one class against the rest) on the training split and starts the "
+        "branch with its weights, then keeps them near it with the L2 penalty of that C; "
+        "naive_bayes starts every weight at 1, the naive-Bayes classifier.",
+        choices=NGRAM_STARTS,
+        group="model",
+    )
+    ngram_example_dropout: float = field(
+        0.5,
+        "Share of the training examples in each batch whose n-gram branch output is zeroed, so "
+        "that the convolutions learn to classify them on their own; prediction uses the branch "
+        "for every text.",
+        minimum=0.0,
+        maximum=0.95,
+        group="model",
     )
 
 

@@ -316,16 +316,32 @@ class TextFeatures(base.TransformerMixin, base.BaseEstimator):
         self.embedding_matrix_ = loaded.matrix
         self.embedding_summary_ = loaded.describe()
 
+    def set_ngram_start(self, start):
+        """Attaches the fitted starting weights of the model's n-gram branch, pickled with the features.
+
+        They are as large as the n-gram vectorizer's log-count ratios, which
+        are pickled too, and a resumed run or an evaluator rebuilds the model
+        it started with from them.
+
+        Args:
+            start: what `kerastrain.ngram_start.fit_logistic_regression` returned.
+        """
+        self.ngram_start_ = start
+
     def describe(self):
         """The vectorizers' vocabularies (and the word vectors) in a few words, for a run's first line.
 
         Returns:
             A string such as `"8,211 words, sequences of up to 37; 20,000
             1-2-grams, sequences of up to 70, weighted by their naive-Bayes
-            log-count ratios for 2 classes; 7,406 of 8,211 words had a vector
-            in glove.txt.gz"`.
+            log-count ratios for 2 classes, starting from NB-weighted logistic
+            regression; 7,406 of 8,211 words had a vector in glove.txt.gz"`.
         """
-        parts = [vectorizer.describe() for vectorizer in self.vectorizers.values()]
+        parts = []
+        for name, vectorizer in self.vectorizers.items():
+            parts.append(vectorizer.describe())
+            if name == "ngrams" and getattr(self, "ngram_start_", None) is not None:
+                parts[-1] += ", starting from NB-weighted logistic regression"
         if getattr(self, "embedding_summary_", None):
             parts.append(self.embedding_summary_)
         return "; ".join(parts)

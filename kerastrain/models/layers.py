@@ -44,3 +44,40 @@ class WeightedBag(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "normalize": self.normalize}
+
+
+@keras.saving.register_keras_serializable(package="kerastrain")
+class ExampleDropout(keras.layers.Layer):
+    """In training, zeroes the whole input of a random share of the examples, without rescaling the rest.
+
+    Applied to one branch's output in a model that adds several branches'
+    scores, it makes the other branches learn to classify those examples on
+    their own, instead of only correcting what the dropped branch gets wrong.
+    Outside training it passes its input through unchanged.
+
+    Args:
+        rate: the share of examples whose input is zeroed, in `[0, 1)`.
+
+    Call arguments:
+        inputs: a tensor whose first axis is the batch.
+        training: whether the call is in training. Defaults to `None`.
+
+    Returns:
+        A tensor of the input's shape and dtype.
+    """
+
+    def __init__(self, rate, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"Expected rate in [0, 1). Received: rate={rate}")
+        self.rate = rate
+
+    def call(self, inputs, training=None):
+        if not training or not self.rate:
+            return inputs
+        shape = tf.concat([tf.shape(inputs)[:1], tf.ones([tf.rank(inputs) - 1], tf.int32)], axis=0)
+        keep = tf.random.uniform(shape) >= self.rate
+        return inputs * tf.cast(keep, inputs.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}

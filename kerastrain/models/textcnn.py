@@ -4,7 +4,7 @@ import numpy as np
 
 from kerastrain.backend import keras
 from kerastrain.models.checkpointing import RecomputedBlock
-from kerastrain.models.layers import WeightedBag
+from kerastrain.models.layers import ExampleDropout, WeightedBag
 
 
 def build_textcnn(
@@ -20,6 +20,10 @@ def build_textcnn(
     ngram_sequence_length=0,
     ngram_embedding_dim=32,
     ngram_weights=None,
+    ngram_initial_weights=None,
+    initial_biases=None,
+    ngram_l2=0.0,
+    ngram_example_dropout=0.0,
     embedding_matrix=None,
     embedding_trainable=True,
     gradient_checkpointing=False,
@@ -41,7 +45,10 @@ def build_textcnn(
     is one logistic regression per class on NB-scaled features (NBSVM's
     features), started from the naive-Bayes classifier; the classifier starts
     with a weight of 0.1 from each class's score to that class's logit and 0
-    to the others.
+    to the others. Given `ngram_initial_weights` (a fitted NB-weighted logistic
+    regression, see `kerastrain.ngram_start`), the weights start there instead
+    and each class's score goes into its logit with weight 1, so the branch
+    starts with that model's logits.
 
     Args:
         vocabulary_size: number of token ids, padding (0) and unknown (1) included.
@@ -70,6 +77,16 @@ def build_textcnn(
             `ngram_embedding_dim` is not used). Id 0 is padding and gets weight
             0 whatever is given. `None` weighs every n-gram 1 (a plain
             normalized bag). Defaults to `None`.
+        ngram_initial_weights: with per-class `ngram_weights`, the starting
+            values of the trainable weight per n-gram and class, an array of
+            the same shape; `None` starts them at 1. Defaults to `None`.
+        initial_biases: starting biases of the classifier, `(num_classes,)`;
+            `None` starts them at 0. Defaults to `None`.
+        ngram_l2: L2 penalty on the per-class n-gram weights, such as the one
+            that matches a logistic regression's `C`. Defaults to `0.0`.
+        ngram_example_dropout: in training, the share of examples whose
+            n-gram branch output is zeroed (`ExampleDropout`), so that the
+            convolutions learn to classify them alone. Defaults to `0.0`.
         embedding_matrix: initial word embeddings, an array
             `(vocabulary_size, embedding_dim)` such as pretrained vectors from
             `kerastrain.embeddings.load_embedding_matrix`; `None` starts from
@@ -137,13 +154,23 @@ def build_textcnn(
         weights = weights.copy()
         weights[0] = 0.0  # padding
         per_column = weights.shape[1] > 1
+        if ngram_initial_weights is not None and (not per_column or np.shape(ngram_initial_weights) != weights.shape):
+            raise ValueError(
+                f"Expected ngram_initial_weights of the per-class ngram_weights' shape {weights.shape}. "
+                f"Received: {np.shape(ngram_initial_weights)}"
+            )
         ngrams = keras.Input(shape=(None,), dtype="int32", name="ngrams")
         if per_column:
             # One weight per n-gram and column, starting at 1: with log-count ratios
             # as the fixed weights the branch starts as the naive-Bayes classifier.
-            ngram_vectors = layers.Embedding(
-                ngram_vocabulary_size, weights.shape[1], embeddings_initializer="ones", name="ngram_embedding"
-            )(ngrams)
+            ngram_embedding = layers.Embedding(
+                ngram_vocabulary_size,
+                weights.shape[1],
+                embeddings_initializer="ones",
+                embeddings_regularizer=keras.regularizers.L2(ngram_l2) if ngram_l2 else None,
+                name="ngram_embedding",
+            )
+            ngram_vectors = ngram_embedding(ngrams)
         else:
             ngram_vectors = layers.Embedding(
                 ngram_vocabulary_size, ngram_embedding_dim, name="ngram_embedding"
@@ -152,6 +179,8 @@ def build_textcnn(
             ngram_vocabulary_size, weights.shape[1], trainable=False, name="ngram_weight"
         )
         bag = WeightedBag(normalize=not per_column, name="ngram_bag")([ngram_vectors, weight_table(ngrams)])
+        if ngram_example_dropout:
+            bag = ExampleDropout(ngram_example_dropout, name="ngram_example_dropout")(bag)
         features = layers.Concatenate(name="features")([features, bag])
         inputs.append(ngrams)
     logits = layers.Dense(
@@ -165,13 +194,20 @@ def build_textcnn(
     if ngram_vocabulary_size:
         weight_table.set_weights([weights])
         if per_column:
-            # Column c of the branch scores class c: the classifier starts by adding a
-            # tenth of it (the size of its random weights) to class c's logit only. A
-            # random start can point it the wrong way, which a short run on a small
-            # dataset does not undo.
             classifier = model.get_layer("logits")
             kernel, bias = classifier.get_weights()
-            kernel[-weights.shape[1]:] = 0.1 * np.eye(weights.shape[1], num_classes)
+            if ngram_initial_weights is None:
+                # Column c of the branch scores class c: the classifier starts by adding a
+                # tenth of it (the size of its random weights) to class c's logit only. A
+                # random start can point it the wrong way, which a short run on a small
+                # dataset does not undo.
+                kernel[-weights.shape[1]:] = 0.1 * np.eye(weights.shape[1], num_classes)
+            else:
+                # A fitted linear model's weights: its scores are the logits as they are.
+                ngram_embedding.set_weights([np.asarray(ngram_initial_weights, np.float32)])
+                kernel[-weights.shape[1]:] = np.eye(weights.shape[1], num_classes)
+            if initial_biases is not None:
+                bias = np.asarray(initial_biases, np.float32)
             classifier.set_weights([kernel, bias])
     if embedding_matrix is not None:
         # Set after building, not as an initializer: a Constant initializer would

@@ -15,6 +15,8 @@ is particular to the TextCNN: its data, its text vectorizers and its model.
 
 import sys
 
+import numpy as np
+
 from kerastrain import cli
 from kerastrain.config import TextCNNConfig
 from kerastrain.recipe import Recipe
@@ -37,7 +39,9 @@ def fit_preprocessor(config, train_examples):
     """Token ids and, with `config.ngram_features`, n-gram ids, fitted on the training split.
 
     With `config.ngram_weighting == "nb"` the n-gram vectorizer also learns each
-    n-gram's naive-Bayes log-count ratio per class from the training labels.
+    n-gram's naive-Bayes log-count ratio per class from the training labels,
+    and with `config.ngram_start == "logistic_regression"` scikit-learn fits
+    NB-weighted logistic regression on them, the n-gram branch's start.
     With `config.embeddings` the fitted features also carry the word vectors of
     the token vocabulary, transiently: they go into the model's weights, not
     into the pickled preprocessor, and `describe()` says how many words had one.
@@ -67,6 +71,16 @@ def fit_preprocessor(config, train_examples):
             log_count_ratios=naive_bayes,
         )
     features = TextFeatures(vectorizers).fit(train_examples.inputs, train_examples.labels)
+    if config.ngram_features and config.ngram_weighting == "nb" and config.ngram_start == "logistic_regression":
+        from kerastrain import ngram_start
+
+        ngrams = features.vectorizers["ngrams"]
+        label_ids = np.searchsorted(ngrams.classes_, np.asarray(train_examples.labels))
+        features.set_ngram_start(
+            ngram_start.fit_logistic_regression(
+                ngrams.transform(train_examples.inputs), label_ids, ngrams.log_count_ratios_
+            )
+        )
     if config.embeddings:
         from kerastrain import embeddings
 
@@ -141,6 +155,7 @@ def build_model(config, features, num_classes):
 
     tokens = features.vectorizers["tokens"]
     ngrams = features.vectorizers.get("ngrams")
+    start = getattr(features, "ngram_start_", None)
     ngram_weights = None
     if ngrams is not None:
         ngram_weights = ngrams.log_count_ratios_ if ngrams.log_count_ratios else ngrams.idf_
@@ -156,6 +171,10 @@ def build_model(config, features, num_classes):
         ngram_vocabulary_size=ngrams.vocabulary_size if ngrams else 0,
         ngram_embedding_dim=config.ngram_embedding_dim,
         ngram_weights=ngram_weights,
+        ngram_initial_weights=None if start is None else start.weights,
+        initial_biases=None if start is None else start.biases,
+        ngram_l2=0.0 if start is None else start.l2,
+        ngram_example_dropout=config.ngram_example_dropout,
         # `None` in a preprocessor read back from a run folder: the trained
         # weights, restored next, hold the vectors.
         embedding_matrix=getattr(features, "embedding_matrix_", None),

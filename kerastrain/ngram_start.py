@@ -1,0 +1,118 @@
+"""The starting weights of the TextCNN's naive-Bayes n-gram branch: NB-weighted logistic regression.
+
+The branch of `build_textcnn` with log-count ratios scores class `c` of a text
+as `sum over its n-grams g of r_c[g] * w_c[g]`, a linear model on the text's
+binary n-gram features scaled by the naive-Bayes log-count ratios `r_c` (Wang
+and Manning 2012). `fit_logistic_regression` fits those weights with
+scikit-learn's logistic regression on the training split, one class against
+the rest as NBSVM does (one model for two classes), so that the network starts
+where NB-weighted logistic regression ends: with its logits, and from there
+training adds what the convolutions find. Needs scikit-learn and NumPy only.
+"""
+
+import dataclasses
+
+import numpy as np
+from scipy import sparse
+
+from kerastrain.text_vectorization import PADDING_ID
+
+
+@dataclasses.dataclass
+class NgramStart:
+    """Starting weights of the n-gram branch, one column per class.
+
+    Attributes:
+        weights: float32 array `(vocabulary_size, num_classes)`: `w_c[g]`, the
+            weight of n-gram id `g` for class `c` (the ratio is applied on top).
+        biases: float32 array `(num_classes,)`, the classifier's starting biases.
+        l2: the L2 penalty per weight (summed over the table and added to the
+            mean training loss) that the logistic regression's `C` amounts to.
+    """
+
+    weights: np.ndarray
+    biases: np.ndarray
+    l2: float
+
+    def logits(self, ngram_ids, log_count_ratios):
+        """The branch's logits for `ngram_ids` with these weights, as the network computes them at the start.
+
+        Args:
+            ngram_ids: int array `(texts, length)` from the binary n-gram
+                vectorizer (each id once per text; 0 is padding).
+            log_count_ratios: the vectorizer's `log_count_ratios_`.
+
+        Returns:
+            A float64 array `(texts, num_classes)`.
+        """
+        features = binary_features(ngram_ids, len(log_count_ratios))
+        return features @ (np.asarray(log_count_ratios, np.float64) * self.weights) + self.biases
+
+
+def binary_features(ngram_ids, vocabulary_size):
+    """A sparse 0/1 matrix `(texts, vocabulary_size)` of the ids in each row, padding left out."""
+    ngram_ids = np.asarray(ngram_ids)
+    rows, columns = np.nonzero(ngram_ids != PADDING_ID)
+    values = np.ones(len(rows))
+    matrix = sparse.csr_matrix((values, (rows, ngram_ids[rows, columns])), shape=(len(ngram_ids), vocabulary_size))
+    matrix.data[:] = 1.0  # an id twice in a row counts once, as the network's binary input does
+    return matrix
+
+
+def fit_logistic_regression(ngram_ids, labels, log_count_ratios, c=1.0, max_iterations=2000):
+    """Fits NB-weighted logistic regression and returns it as the n-gram branch's starting weights.
+
+    For each class, scikit-learn's `LogisticRegression(C=c)` learns, on the
+    binary n-gram features scaled by that class's log-count ratios, whether a
+    text belongs to the class (one against the rest); its coefficients become
+    the class's column of weights and its intercept the class's bias. With two
+    classes the log-count ratios of one are those of the other negated, so one
+    model suffices: its weights go half to each class (the softmax of
+    `[-d / 2, d / 2]` is the logistic of `d`), and the starting probabilities
+    are the logistic regression's own.
+
+    Args:
+        ngram_ids: int array `(texts, length)`: the training texts through the
+            binary n-gram vectorizer.
+        labels: the texts' class ids, `0 .. num_classes - 1` in the order of
+            the ratios' columns.
+        log_count_ratios: float array `(vocabulary_size, num_classes)`, the
+            vectorizer's `log_count_ratios_`.
+        c: the inverse regularization strength of `LogisticRegression`.
+            Defaults to `1.0`.
+        max_iterations: the solver's iteration limit. Defaults to `2000`.
+
+    Returns:
+        An `NgramStart`.
+    """
+    import warnings
+
+    from sklearn import exceptions, linear_model
+
+    ratios = np.asarray(log_count_ratios, np.float64)
+    labels = np.asarray(labels)
+    vocabulary_size, num_classes = ratios.shape
+    features = binary_features(ngram_ids, vocabulary_size)
+    positive_classes = [1] if num_classes == 2 else range(num_classes)
+    weights = np.zeros((vocabulary_size, num_classes))
+    biases = np.zeros(num_classes)
+    for positive in positive_classes:
+        is_class = labels == positive
+        if is_class.all() or not is_class.any():
+            continue  # a class absent from the training split (or alone in it) keeps weight 0
+        model = linear_model.LogisticRegression(C=c, max_iter=max_iterations)
+        with warnings.catch_warnings():
+            # A solver that stops at the limit still gives a good start.
+            warnings.simplefilter("ignore", exceptions.ConvergenceWarning)
+            model.fit(features @ sparse.diags(ratios[:, positive]), is_class)
+        weights[:, positive] = model.coef_[0]
+        biases[positive] = model.intercept_[0]
+    if num_classes == 2:
+        # r_0 = -r_1: class 0's score with the same weights is -(class 1's).
+        weights[:, 0] = weights[:, 1] = weights[:, 1] / 2
+        biases = np.array([-biases[1] / 2, biases[1] / 2])
+    # LogisticRegression minimizes |w|^2 / 2 + C * (sum of the losses), that is
+    # |w|^2 / (2 C n) + the mean loss; with two classes each model weight is
+    # split over two network weights, whose squares sum to half.
+    l2 = (1.0 if num_classes == 2 else 0.5) / (c * len(labels))
+    return NgramStart(weights.astype(np.float32), biases.astype(np.float32), float(l2))
