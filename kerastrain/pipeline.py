@@ -20,6 +20,7 @@ model (see `kerastrain.recipe`).
 
 import dataclasses
 import shutil
+import sys
 import tempfile
 
 import numpy as np
@@ -177,6 +178,16 @@ def train_model(recipe, config, run, data, data_record, preprocessor, writes_out
         config.strategy, config.cpu_devices, config.local_cluster, config.cluster_timeout
     )
     jit_compile = config.jit_compile and strategies.supports_jit_compile(strategy)
+    if jit_compile and config.gradient_checkpointing:
+        # XLA's common-subexpression pass merges a block's recomputation with its
+        # forward pass, so the activations are kept after all: measured, no memory saved.
+        jit_compile = False
+        print(
+            "kerastrain: note: --gradient-checkpointing trains without XLA, which would keep the "
+            "activations it recomputes; pass --no-gradient-checkpointing to train with XLA",
+            file=sys.stderr,
+            flush=True,
+        )
     # --precision auto may first time a few training steps per policy (outside the
     # strategy's scope); seeding comes after, so the run's weights do not depend on it.
     choice = precision.choose_for_run(
