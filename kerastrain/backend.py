@@ -52,6 +52,8 @@ if hasattr(os, "sysconf") and "SC_PHYS_PAGES" in os.sysconf_names:
 START_UP_NOISE = (
     re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"),
     re.compile(r"^I0000 [\d:. ]+\d+ cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine"),
+    # LiteRT's interpreter, each time it applies its default CPU delegate.
+    re.compile(r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"),
 )
 NO_DRIVER_CUDA_PROBE = re.compile(r"^E0000 [\d:. ]+\d+ cuda_platform\.cc:\d+\] failed call to cuInit: ")
 _no_cuda_driver = False

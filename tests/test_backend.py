@@ -80,6 +80,8 @@ def test_start_up_noise_is_recognised_and_other_lines_are_not():
         "I0000 00:00:1796115550.538672    6577 cudart_stub.cc:31] Could not find cuda drivers on your "
         "machine, GPU will not be used."
     )
+    assert backend.is_start_up_noise("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")
+    assert not backend.is_start_up_noise("INFO: Created TensorFlow Lite XNNPACK delegate for CPU. And more")
     assert not backend.is_start_up_noise("E0000 00:00:1.5   12 some_kernel.cc:10] Out of memory")
     assert not backend.is_start_up_noise("Traceback (most recent call last):")
 

@@ -54,6 +54,7 @@ def check_compressed(run_dir, method, in_process=False):
         result = run_module(COMPRESS, run_dir, "--method", method)
         assert result.returncode == 0, result.stderr
         assert method in result.stdout and "float32 weights" in result.stdout
+        assert "XNNPACK" not in result.stderr, "LiteRT's delegate notice reached the user"
     assert fingerprints(run_dir) == before, "the run's own files changed"
 
     report = json.loads((run_dir / "compressed" / "compression.json").read_text())

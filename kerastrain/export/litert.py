@@ -125,13 +125,17 @@ class LiteClassifier:
         """
         if not isinstance(features, dict):
             features = {next(iter(self.inputs)): features}
+        from kerastrain import backend
+
         rows = len(next(iter(features.values())))
         probabilities = []
-        for start in range(0, rows, self.batch_size):
-            batch = {
-                name: np.ascontiguousarray(features[name][start : start + self.batch_size], dtype=details["dtype"])
-                for name, details in self.inputs.items()
-            }
-            (output,) = self.runner(**batch).values()
-            probabilities.append(np.array(output))
+        # The interpreter applies its CPU delegate at its first call, and says so on stderr.
+        with backend.filtered_native_stderr():
+            for start in range(0, rows, self.batch_size):
+                batch = {
+                    name: np.ascontiguousarray(features[name][start : start + self.batch_size], dtype=details["dtype"])
+                    for name, details in self.inputs.items()
+                }
+                (output,) = self.runner(**batch).values()
+                probabilities.append(np.array(output))
         return np.concatenate(probabilities)
