@@ -418,3 +418,72 @@ def fit_width(ids, width):
     """Rows of ids cut or padded with `PADDING_ID` to `width` columns."""
     ids = ids[:, :width]
     return tf.pad(ids, [[0, 0], [0, width - tf.shape(ids)[1]]], constant_values=PADDING_ID)
+
+
+def for_words(features, train_examples, train_inputs, rate):
+    """Word deletions and adjacent swaps of the training texts at `rate`, as the TextCNN trains with them.
+
+    The changed texts' token ids and n-gram ids are derived again in the input
+    pipeline (see `WordAugmentation`), so the training inputs get the texts'
+    word ids as one more input, `"words"`.
+
+    Args:
+        features: the fitted `TextFeatures`.
+        train_examples: the training split, an `Examples` of texts.
+        train_inputs: the model inputs of the training split.
+        rate: the probability of each deletion and each swap; 0 changes nothing.
+
+    Returns:
+        A `TrainingAugmentation`.
+    """
+    if rate == 0:
+        return TrainingAugmentation(train_inputs)
+    words = WordAugmentation(features, rate)
+    return TrainingAugmentation.of_batches(
+        words.add_words(train_inputs, train_examples.inputs),
+        words,
+        f"word deletions and adjacent swaps at rate {rate:g}",
+    )
+
+
+def for_pixels(scaler, train_examples, train_features, max_shift=0):
+    """Shifts of a pixel or two of image-shaped numeric features, as the MLP trains with them.
+
+    The largest shift is `max_shift`, or with 0 one pixel per 28 of the image
+    side, rounded, which leaves images under 16 pixels a side (such as the 8x8
+    digits) unshifted. Text features and numeric tables that are not
+    image-shaped (see `kerastrain.data.images.image_side`) are left as they
+    are; the description says what was chosen, and why.
+
+    Args:
+        scaler: the fitted `FeatureScaler` (or text vectorizer, for text).
+        train_examples: the training split, an `Examples` of raw values.
+        train_features: the model inputs of the training split.
+        max_shift: the largest shift in pixels; 0 picks it from the side.
+            Defaults to `0`.
+
+    Returns:
+        A `TrainingAugmentation`.
+    """
+    from kerastrain.data import images
+
+    if train_examples.is_text:
+        return TrainingAugmentation(
+            train_features, description="none for bag-of-words features (the TextCNN recipe augments text)"
+        )
+    side = images.image_side(train_examples.inputs)
+    if not side:
+        return TrainingAugmentation(
+            train_features,
+            description=f"none, as the {train_features.shape[1]} feature columns are not the pixels of a square image",
+        )
+    max_shift = max_shift or max_shift_for(side)
+    if not max_shift:
+        return TrainingAugmentation(
+            train_features,
+            description=f"none, as {side}x{side} images are too small to shift unasked (--augment-shift 1 shifts them)",
+        )
+    background = background_value(train_examples.inputs, side)
+    shift = image_shifts(side, scaler, background, max_shift)
+    pixels = "1 pixel" if max_shift == 1 else f"{max_shift} pixels"
+    return TrainingAugmentation.of_batches(train_features, shift, f"shifts of up to {pixels} of the {side}x{side} images")

@@ -116,3 +116,20 @@ def fit_logistic_regression(ngram_ids, labels, log_count_ratios, c=1.0, max_iter
     # split over two network weights, whose squares sum to half.
     l2 = (1.0 if num_classes == 2 else 0.5) / (c * len(labels))
     return NgramStart(weights.astype(np.float32), biases.astype(np.float32), float(l2))
+
+
+def fit_for_features(features, train_examples, c=1.0):
+    """`fit_logistic_regression` on the training texts through the fitted features' n-gram vectorizer.
+
+    Args:
+        features: a fitted `TextFeatures` with a binary `"ngrams"` vectorizer
+            that learnt log-count ratios.
+        train_examples: the training split, an `Examples` of texts and labels.
+        c: the inverse regularization strength. Defaults to `1.0`.
+
+    Returns:
+        An `NgramStart`.
+    """
+    ngrams = features.vectorizers["ngrams"]
+    label_ids = np.searchsorted(ngrams.classes_, np.asarray(train_examples.labels))
+    return fit_logistic_regression(ngrams.transform(train_examples.inputs), label_ids, ngrams.log_count_ratios_, c)

@@ -328,6 +328,27 @@ class TextFeatures(base.TransformerMixin, base.BaseEstimator):
         """
         self.ngram_start_ = start
 
+    def ngram_branch(self):
+        """What a model's n-gram branch needs from these features, as keyword arguments of `build_textcnn`.
+
+        Returns:
+            A dict with `ngram_vocabulary_size` (0 without an `"ngrams"`
+            vectorizer), `ngram_weights` (the log-count ratios or the IDF
+            weights), and, where `set_ngram_start` attached a start,
+            `ngram_initial_weights`, `initial_biases` and `ngram_l2`.
+        """
+        ngrams = self.vectorizers.get("ngrams")
+        if ngrams is None:
+            return {"ngram_vocabulary_size": 0}
+        arguments = {
+            "ngram_vocabulary_size": ngrams.vocabulary_size,
+            "ngram_weights": ngrams.log_count_ratios_ if ngrams.log_count_ratios else ngrams.idf_,
+        }
+        start = getattr(self, "ngram_start_", None)
+        if start is not None:
+            arguments.update(ngram_initial_weights=start.weights, initial_biases=start.biases, ngram_l2=start.l2)
+        return arguments
+
     def describe(self):
         """The vectorizers' vocabularies (and the word vectors) in a few words, for a run's first line.
 

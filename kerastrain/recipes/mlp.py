@@ -57,50 +57,12 @@ def fit_preprocessor(config, train_examples):
 
 
 def training_augmentation(config, preprocessor, train_examples, train_features):
-    """Shifts of a pixel or two for image-shaped numeric features, under `--augment`.
-
-    The largest shift is `--augment-shift`, or with 0 one pixel per 28 of the
-    image side, rounded, which leaves images under 16 pixels a side (such as
-    the 8x8 digits) unshifted. Text features and numeric tables that are not
-    image-shaped (see `kerastrain.data.images.image_side`) are left as they
-    are. The description says what was chosen.
-
-    Args:
-        config: the run's `MLPConfig`.
-        preprocessor: the fitted `FeatureScaler` (or text vectorizer).
-        train_examples: the training split, an `Examples` of raw values.
-        train_features: the model inputs of the training split.
-
-    Returns:
-        An `augmentation.TrainingAugmentation`.
-    """
+    """Shifts of up to `--augment-shift` pixels (0: one per 28 of the side) of image-shaped columns, under `--augment`."""
     from kerastrain import augmentation
-    from kerastrain.data import images
 
     if not config.augment:
         return augmentation.TrainingAugmentation(train_features)
-    if train_examples.is_text:
-        return augmentation.TrainingAugmentation(
-            train_features, description="none for bag-of-words features (the TextCNN recipe augments text)"
-        )
-    side = images.image_side(train_examples.inputs)
-    if not side:
-        return augmentation.TrainingAugmentation(
-            train_features,
-            description=f"none, as the {train_features.shape[1]} feature columns are not the pixels of a square image",
-        )
-    max_shift = config.augment_shift or augmentation.max_shift_for(side)
-    if not max_shift:
-        return augmentation.TrainingAugmentation(
-            train_features,
-            description=f"none, as {side}x{side} images are too small to shift unasked (--augment-shift 1 shifts them)",
-        )
-    background = augmentation.background_value(train_examples.inputs, side)
-    shift = augmentation.image_shifts(side, preprocessor, background, max_shift)
-    pixels = "1 pixel" if max_shift == 1 else f"{max_shift} pixels"
-    return augmentation.TrainingAugmentation.of_batches(
-        train_features, shift, f"shifts of up to {pixels} of the {side}x{side} images"
-    )
+    return augmentation.for_pixels(preprocessor, train_examples, train_features, config.augment_shift)
 
 
 # Build the model: one input per feature of the fitted preprocessor.
@@ -141,11 +103,7 @@ RECIPE = Recipe(
 
 
 def main(config):
-    """Trains the MLP as `config` says (see `kerastrain.pipeline.train`).
-
-    Returns:
-        The finished `Run`.
-    """
+    """Trains the MLP as `config` says and returns the finished `Run` (see `kerastrain.pipeline.train`)."""
     from kerastrain import pipeline
 
     return pipeline.train(RECIPE, config)
