@@ -29,10 +29,10 @@ import json
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 
+import contender_process
 import provenance
 
 CONTENDERS = ("recipe", "keras3", "logistic")
@@ -124,13 +124,7 @@ def run_contender(contender, arguments, data, seed):
         sys.executable, __file__, data, "--contender", contender, "--seeds", str(seed),
         "--recipe-flags", arguments.recipe_flags,
     ]  # fmt: skip
-    environment = dict(os.environ)
-    environment.pop("TF_USE_LEGACY_KERAS", None)
-    result = subprocess.run(command, capture_output=True, text=True, env=environment)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    if result.returncode != 0 or not lines:
-        raise SystemExit(f"{contender} failed on {data}, seed {seed}:\n{result.stderr[-3000:]}")
-    return json.loads(lines[-1].removeprefix("RESULT "))
+    return contender_process.run(command, f"{contender} on {data}, seed {seed}")
 
 
 def summarize(results, data, seeds, contenders):
@@ -173,7 +167,7 @@ def main():
         arguments.seed = arguments.seeds[0]
         arguments.data = arguments.data[0]
         runner = {"recipe": run_recipe, "keras3": run_keras3, "logistic": run_logistic}[arguments.contender]
-        print("RESULT " + json.dumps(runner(arguments)))
+        print(contender_process.RESULT_PREFIX + json.dumps(runner(arguments)))
         return
     if arguments.recipe_flags:
         print(f"recipe flags: {arguments.recipe_flags}")

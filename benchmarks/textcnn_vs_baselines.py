@@ -44,11 +44,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
+import contender_process
 import provenance
 
 CONTENDERS = ("recipe", "keras3", "tfidf_lr", "nb_lr", "tfidf_lr+val", "nb_lr+val")
@@ -248,13 +248,7 @@ def run_contender(contender, data, seed, epochs, max_examples, recipe_flags=()):
     ]  # fmt: skip
     if contender == "recipe" and recipe_flags:
         command += ["--recipe-flags", *recipe_flags]
-    environment = dict(os.environ)
-    environment.pop("TF_USE_LEGACY_KERAS", None)
-    result = subprocess.run(command, capture_output=True, text=True, env=environment)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    if result.returncode != 0 or not lines:
-        raise SystemExit(f"{contender} failed on seed {seed}:\n{result.stderr[-3000:]}")
-    return json.loads(lines[-1].removeprefix("RESULT "))
+    return contender_process.run(command, f"{contender} on seed {seed}")
 
 
 def summarize(results, data, seeds, accuracy_only=False):
@@ -326,7 +320,7 @@ def main():
             "recipe": run_recipe, "keras3": run_keras3, "tfidf_lr": run_tfidf_lr, "nb_lr": run_nb_lr,
             "tfidf_lr+val": run_tfidf_lr, "nb_lr+val": run_nb_lr,
         }  # fmt: skip
-        print("RESULT " + json.dumps(runners[arguments.contender](arguments)))
+        print(contender_process.RESULT_PREFIX + json.dumps(runners[arguments.contender](arguments)))
         return
     print(provenance.line(), flush=True)
     results = {contender: [] for contender in arguments.contenders}

@@ -11,11 +11,8 @@ from kerastrain.backend import keras, tf
 from kerastrain.models import RecomputedBlock, build_mlp, build_textcnn, checkpointing
 
 
-@pytest.fixture(autouse=True)
-def float32_policy():
-    keras.mixed_precision.set_global_policy("float32")
-    yield
-    keras.mixed_precision.set_global_policy("float32")
+# Every test starts, and leaves, in float32 (the conftest fixture).
+pytestmark = pytest.mark.usefixtures("float32_policy")
 
 
 @pytest.fixture

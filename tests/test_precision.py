@@ -19,11 +19,8 @@ from kerastrain.backend import keras, tf
 from kerastrain.config import MLPConfig, TextCNNConfig, resolve
 
 
-@pytest.fixture(autouse=True)
-def float32_policy():
-    keras.mixed_precision.set_global_policy("float32")
-    yield
-    keras.mixed_precision.set_global_policy("float32")
+# Every test starts, and leaves, in float32 (the conftest fixture).
+pytestmark = pytest.mark.usefixtures("float32_policy")
 
 
 @pytest.fixture
