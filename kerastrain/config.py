@@ -203,6 +203,13 @@ class TrainingConfig:
         "prediction see the data unchanged.",
         group="training",
     )
+    refit: bool = field(
+        False,
+        "Once early stopping has found the best epoch count, train a new model on the training "
+        "and validation splits together for that many epochs and keep it; the test split stays "
+        "held out. One-process strategies only: a cluster job keeps the early-stopped model.",
+        group="training",
+    )
 
     def validate(self):
         """Checks every value against its field's limits.
@@ -271,6 +278,10 @@ def recipe_default(config_class, name, default):
 @dataclasses.dataclass
 class TextCNNConfig(TrainingConfig):
     """A TextCNN (Kim 2014) on raw text, with an optional bag-of-n-grams branch."""
+
+    # Refitting on the validation split too adds its examples to the final
+    # model: see docs/text-models.md for what it measured.
+    refit: bool = recipe_default(TrainingConfig, "refit", True)
 
     data: str = field(
         "sms",

@@ -215,10 +215,25 @@ def train_model(recipe, config, run, data, data_record, preprocessor, writes_out
     # Build the model inside the strategy's scope, so its variables are distributed.
     model = build_compiled_model(recipe, config, strategy, preprocessor, len(data.class_names), jit_compile, inputs)
 
-    # Train, with checkpoints, early stopping and resume.
-    fit_summary = training.fit(
-        model, run, inputs, config, epoch_checkpoints=cluster.keeps_epoch_checkpoints(config.strategy, config.local_cluster)
-    )
+    # Train, with checkpoints, early stopping and resume. A run whose refit was
+    # interrupted goes straight back to the refit.
+    if refits(config) and run.exists(run_folder.FIRST_TRAINING):
+        fit_summary = run.read_json(run_folder.FIRST_TRAINING)
+    else:
+        fit_summary = training.fit(
+            model, run, inputs, config,
+            epoch_checkpoints=cluster.keeps_epoch_checkpoints(config.strategy, config.local_cluster),
+        )  # fmt: skip
+
+    # --refit: a new model on the training and validation splits together, for
+    # the epoch count that early stopping found best.
+    refit_summary = None
+    if refits(config):
+        run.write_json(run_folder.FIRST_TRAINING, fit_summary)
+        del model  # the first model's memory, before the second is built
+        model, preprocessor, refit_summary = refit_model(
+            recipe, config, strategy, data, training.best_epoch_count(run), jit_compile
+        )
 
     # Compare with a linear baseline on the same split (the chief alone), then
     # evaluate the best weights on the test split and save everything.
@@ -233,18 +248,67 @@ def train_model(recipe, config, run, data, data_record, preprocessor, writes_out
         preprocessor.model_inputs(data.split.test.inputs), data.test_labels, config.batch_size
     )
     metrics = training.evaluate_and_save(
-        model, run, data.class_names, test_dataset, data.test_labels, fit_summary, baseline_scores
-    )
+        model, run, data.class_names, test_dataset, data.test_labels, fit_summary, baseline_scores,
+        refit_summary, preprocessor if refit_summary is not None else None,
+    )  # fmt: skip
     if not writes_outputs:
         shutil.rmtree(run.path, ignore_errors=True)
         return None
     report.write_report(run.path)
+    refit_words = (
+        f", refit on {refit_summary['examples']:,} examples for {plural(refit_summary['epochs'], 'epoch')}"
+        if refit_summary is not None else ""
+    )  # fmt: skip
     print(
         f"kerastrain: test accuracy {metrics['test']['accuracy']:.4f} "
-        f"({baseline_scores['accuracy']:.4f} for the linear baseline), "
+        f"({baseline_scores['accuracy']:.4f} for the linear baseline){refit_words}, "
         f"{metrics['examples_per_second']:.0f} examples/s; outputs and report.html in {run.path}"
     )
     return run_folder.Run(run.path)
+
+
+def refits(config):
+    """Whether `--refit` applies: in one process, as its help says; a cluster job keeps its early-stopped model.
+
+    A job's tasks would all have to train the second model together, and a
+    job that an engine restarts would resume into it; its `metrics.json` has
+    no `"refit"` entry.
+    """
+    return config.refit and config.strategy not in cluster.CLUSTER_STRATEGIES
+
+
+def refit_model(recipe, config, strategy, data, epochs, jit_compile):
+    """`--refit`: the recipe's preprocessor and model, fitted anew on the training and validation splits.
+
+    The new model trains for `epochs` epochs, the count after which the first
+    model's validation loss was lowest, with the same seed, schedule and
+    settings; the test split stays held out.
+
+    Returns:
+        A tuple `(model, preprocessor, summary)`, `summary` as
+        `training.refit` returns it.
+    """
+    from kerastrain import training
+
+    joined = splits.Split(splits.join(data.split.train, data.split.validation), data.split.validation, data.split.test)
+    joined_data = dataclasses.replace(
+        data, split=joined, train_labels=np.concatenate([data.train_labels, data.validation_labels])
+    )
+    print(
+        f"kerastrain: refit: a new model on the {len(joined.train):,} training and validation examples for "
+        f"{plural(epochs, 'epoch')}, the best epoch count",
+        flush=True,
+    )
+    preprocessor = recipe.fit_preprocessor(config, joined.train)
+    training.seed_everything(config.seed)
+    inputs = training_inputs(recipe, config, strategy, preprocessor, joined_data)
+    model = build_compiled_model(recipe, config, strategy, preprocessor, len(data.class_names), jit_compile, inputs)
+    return model, preprocessor, {**training.refit(model, inputs, config, epochs), "examples": len(joined.train)}
+
+
+def plural(count, noun):
+    """`"1 epoch"`, `"2 epochs"`."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 def training_inputs(recipe, config, strategy, preprocessor, data):

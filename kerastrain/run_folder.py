@@ -31,6 +31,8 @@ EPOCH_CHECKPOINTS = "checkpoints/epochs"
 # What the evaluator task writes: one row per evaluated epoch checkpoint.
 EVALUATOR_METRICS = "evaluator/metrics.csv"
 BACKUP = "backup"
+# The first training's summary, once it has finished, so that an interrupted refit does not train it again.
+FIRST_TRAINING = "checkpoints/first_training.json"
 MODEL = "model.keras"
 PREPROCESSOR = "preprocessor.joblib"
 CLASSES = "classes.json"
@@ -301,6 +303,24 @@ class RunFolder:
         self.write_json(CONFIG, record)
         os.replace(temporary, self.file(PREPROCESSOR))
         self.write_json(CLASSES, list(class_names))
+
+    def replace_preprocessor(self, preprocessor):
+        """Writes `preprocessor` in place of the folder's, and its fingerprint into `config.json`.
+
+        A refitted model (`--refit`) was fitted with a preprocessor of its own,
+        on the training and validation splits; the run folder keeps the one
+        that matches `model.keras`.
+        """
+        temporary = self.file(PREPROCESSOR + ".tmp")
+        joblib.dump(preprocessor, temporary)
+        record = self.stored_config()
+        record["preprocessor"] = {
+            "fingerprint": file_digest(temporary),
+            "description": preprocessor.describe(),
+            "refit": True,
+        }
+        self.write_json(CONFIG, record)
+        os.replace(temporary, self.file(PREPROCESSOR))
 
     def load_preprocessor(self):
         """The folder's fitted preprocessor (see `kerastrain.recipe`).

@@ -124,6 +124,47 @@ def fit(model, run, inputs, config, epoch_checkpoints=False):
     }
 
 
+def best_epoch_count(run):
+    """The number of epochs after which the run's validation loss was lowest, from `history.csv`."""
+    history = run.read_history()
+    return int(history.loc[history["val_loss"].idxmin(), "epoch"])
+
+
+def refit(model, inputs, config, epochs):
+    """Trains `model` for exactly `epochs` epochs on `inputs.train`, with no validation or checkpoints.
+
+    The second training of `--refit`: a new model on the training and
+    validation splits together, for the epoch count that early stopping found
+    best on the first.
+
+    Args:
+        model: the compiled model, freshly built.
+        inputs: the `distribute.inputs.TrainingInputs` of the joined splits.
+        config: the recipe's config.
+        epochs: the number of epochs.
+
+    Returns:
+        A dict with `epochs`, `train_examples` (one epoch's), `train_seconds`
+        and `examples_per_second`.
+    """
+    throughput = callbacks_lib.EpochThroughput(inputs.examples_per_epoch)
+    verbose = config.verbose
+    if verbose == 1 and not strategies.has_progress_bar(model.distribute_strategy):
+        verbose = 2
+    if model.jit_compile:
+        compile_only_training_step(model)
+    start = time.perf_counter()
+    model.fit(inputs.train, epochs=epochs, callbacks=[throughput], verbose=verbose, **inputs.fit_arguments)
+    train_seconds = time.perf_counter() - start
+    seconds = sum(throughput.epoch_seconds)
+    return {
+        "epochs": epochs,
+        "train_examples": inputs.examples_per_epoch,
+        "train_seconds": train_seconds,
+        "examples_per_second": inputs.examples_per_epoch * epochs / seconds if seconds else 0.0,
+    }
+
+
 def compile_only_training_step(model):
     """Keeps XLA for the training step and runs validation and prediction without it.
 
@@ -140,12 +181,17 @@ def compile_only_training_step(model):
     model._jit_compile = False
 
 
-def evaluate_and_save(model, run, class_names, test_dataset, test_label_ids, fit_summary, baseline=None):
+def evaluate_and_save(
+    model, run, class_names, test_dataset, test_label_ids, fit_summary, baseline=None, refit_summary=None,
+    refit_preprocessor=None,
+):  # fmt: skip
     """Restores the best weights, evaluates on the test split and writes the run's outputs.
 
     Writes `model.keras`, `classification_report.txt`, `confusion_matrix.png`
     and, last (it marks the run finished), `metrics.json`. The preprocessor
-    and the class names were written when the run started.
+    and the class names were written when the run started; a refitted model
+    (`--refit`) keeps its own weights and replaces the preprocessor with its
+    own just before `metrics.json`.
 
     Args:
         model: the trained model.
@@ -156,11 +202,15 @@ def evaluate_and_save(model, run, class_names, test_dataset, test_label_ids, fit
         fit_summary: the dict that `fit` returned.
         baseline: the dict of `kerastrain.baseline.fit_and_score`, stored under
             `"baseline"`; left out when `None`. Defaults to `None`.
+        refit_summary: the dict that `refit` returned, stored under
+            `"refit"`, when `model` is the refitted model. Defaults to `None`.
+        refit_preprocessor: the preprocessor that the refitted model was
+            fitted with. Defaults to `None`.
 
     Returns:
         The metrics dict written to `metrics.json`.
     """
-    if run.exists(run_folder.BEST_WEIGHTS):
+    if refit_summary is None and run.exists(run_folder.BEST_WEIGHTS):
         model.load_weights(run.file(run_folder.BEST_WEIGHTS))
     model = accumulation.plain_model(model)  # saved without its training step
     results = evaluation.evaluate(strategies.evaluation_copy(model), test_dataset, test_label_ids, class_names)
@@ -178,6 +228,9 @@ def evaluate_and_save(model, run, class_names, test_dataset, test_label_ids, fit
     }
     if baseline is not None:
         metrics["baseline"] = baseline
+    if refit_summary is not None:
+        metrics["refit"] = refit_summary
+        run.replace_preprocessor(refit_preprocessor)
     run.write_json(run_folder.METRICS, metrics)
     return metrics
 

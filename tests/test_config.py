@@ -413,3 +413,23 @@ def test_every_shipped_preset_is_refused_by_the_other_recipe(preset):
     with pytest.raises(UsageError) as excinfo:
         resolve(other, preset)
     assert_usage_error_names(excinfo, f"kerastrain train {recipe}")
+
+
+def test_the_textcnn_refits_by_default_and_the_mlp_does_not():
+    assert TextCNNConfig().refit is True
+    assert MLPConfig().refit is False
+
+
+@pytest.mark.parametrize("strategy", ["multi_worker_mirrored", "parameter_server"])
+def test_a_cluster_job_keeps_its_early_stopped_model(strategy):
+    from kerastrain import pipeline
+
+    assert pipeline.refits(TextCNNConfig(strategy=strategy)) is False
+
+
+@pytest.mark.parametrize("strategy", ["default", "one_device", "mirrored"])
+def test_one_process_strategies_refit_unless_told_not_to(strategy):
+    from kerastrain import pipeline
+
+    assert pipeline.refits(TextCNNConfig(strategy=strategy)) is True
+    assert pipeline.refits(TextCNNConfig(strategy=strategy, refit=False)) is False

@@ -510,3 +510,17 @@ def test_encode_labels():
         assert ids.dtype == np.int32
         assert len(ids) == len(part)
         assert [class_names[index] for index in ids] == part.labels.tolist()
+
+
+def test_join_puts_the_second_part_after_the_first():
+    texts = splits.join(
+        Examples(["a", "b"], np.array(["x", "y"]), "first.csv"), Examples(["c"], np.array(["x"]), "second.csv")
+    )
+    assert texts.inputs == ["a", "b", "c"] and list(texts.labels) == ["x", "y", "x"]
+    assert texts.source == "first.csv" and texts.is_text
+    numbers = splits.join(
+        Examples(np.zeros((2, 3), np.float32), np.array(["x", "y"]), "a.csv", ["p", "q", "r"]),
+        Examples(np.ones((1, 3), np.float32), np.array(["y"]), "a.csv", ["p", "q", "r"]),
+    )
+    assert numbers.inputs.shape == (3, 3) and numbers.inputs[2].tolist() == [1, 1, 1]
+    assert numbers.feature_names == ["p", "q", "r"] and list(numbers.labels) == ["x", "y", "y"]

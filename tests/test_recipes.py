@@ -47,6 +47,56 @@ def test_textcnn_run_writes_every_output(finished_textcnn_run):
 
 
 @pytest.mark.slow
+def test_textcnn_refits_on_training_and_validation_for_the_best_epoch_count(finished_textcnn_run):
+    import joblib
+
+    from kerastrain import data
+    from kerastrain.data import splits
+    from kerastrain.recipes import textcnn
+
+    run_dir, _ = finished_textcnn_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    history = pd.read_csv(run_dir / "history.csv")
+    assert metrics["refit"]["epochs"] == int(history.loc[history["val_loss"].idxmin(), "epoch"])
+    assert metrics["refit"]["train_seconds"] > 0 and metrics["refit"]["examples_per_second"] > 0
+    stored = json.loads((run_dir / "config.json").read_text())
+    assert stored["preprocessor"]["refit"] is True
+    assert stored["preprocessor"]["fingerprint"] == run_folder.file_digest(run_dir / "preprocessor.joblib")
+    # The saved preprocessor is the refitted model's: fitted on both splits, not the training split alone.
+    config = config_lib.TextCNNConfig.from_dict(stored["config"])
+    split = splits.split_as_configured(data.load_examples(config.data, config.text_column, config.label_column), config)
+    assert metrics["refit"]["examples"] == len(split.train) + len(split.validation) == 640
+    saved = joblib.load(run_dir / "preprocessor.joblib")
+    on_both = textcnn.fit_preprocessor(config, splits.join(split.train, split.validation))
+    on_train = textcnn.fit_preprocessor(config, split.train)
+    for name in ("tokens", "ngrams"):
+        assert saved.vectorizers[name].vocabulary_ == on_both.vectorizers[name].vocabulary_
+        assert saved.vectorizers[name].vocabulary_ != on_train.vectorizers[name].vocabulary_
+    assert "The test scores are those of a model trained anew" in (run_dir / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_an_interrupted_refit_reruns_the_refit_alone(finished_textcnn_run, tmp_path):
+    import shutil
+
+    run_dir, arguments = finished_textcnn_run
+    interrupted = tmp_path / "interrupted"
+    shutil.copytree(run_dir, interrupted)
+    # As a run stopped during its refit leaves its folder: no model.keras, no metrics.json.
+    (interrupted / "metrics.json").unlink()
+    (interrupted / "model.keras").unlink()
+    history = (interrupted / "history.csv").read_bytes()
+    flags = [*arguments[: arguments.index("--output-dir")], "--output-dir", str(interrupted)]
+    result = run_module("kerastrain.recipes.textcnn", *flags)
+    assert result.returncode == 0, result.stderr
+    assert "kerastrain: refit: a new model on the 640 training and validation examples" in result.stdout
+    assert (interrupted / "history.csv").read_bytes() == history  # the first model was not trained again
+    metrics = json.loads((interrupted / "metrics.json").read_text())
+    assert metrics["refit"]["epochs"] == json.loads((run_dir / "metrics.json").read_text())["refit"]["epochs"]
+    assert Predictor.load(interrupted).predict(["Free entry! Win a prize now"]) in (["ham"], ["spam"])
+
+
+@pytest.mark.slow
 def test_saved_run_predicts_like_the_trained_model(finished_textcnn_run, sms_sample_csv):
     run_dir, _ = finished_textcnn_run
     frame = pd.read_csv(sms_sample_csv)

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 
+from kerastrain.data.examples import Examples
 from kerastrain.errors import UsageError
 
 
@@ -90,6 +91,15 @@ def split_as_configured(examples, config):
     return stratified_split(
         examples, config.validation_fraction, config.test_fraction, config.seed, config.max_examples
     )
+
+
+def join(first, second):
+    """The examples of `first`, then those of `second`, as one `Examples` (of `first`'s source)."""
+    if first.is_text:
+        inputs = list(first.inputs) + list(second.inputs)
+    else:
+        inputs = np.concatenate([first.inputs, second.inputs])
+    return Examples(inputs, np.concatenate([first.labels, second.labels]), first.source, first.feature_names)
 
 
 def encode_labels(split):

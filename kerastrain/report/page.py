@@ -145,7 +145,21 @@ def summary_section(name, stored, metrics):
     )
     return (
         f'<section id="summary">\n<h1>kerastrain run: {escape(name)}</h1>\n'
-        f'<p class="subtitle">{escape(where)}</p>\n<div class="cards">{card_html}</div>\n</section>'
+        f'<p class="subtitle">{escape(where)}</p>\n<div class="cards">{card_html}</div>\n{refit_note(metrics)}</section>'
+    )
+
+
+def refit_note(metrics):
+    """A paragraph on the refitted model of `--refit`, or `""` for a run without one."""
+    refit = metrics.get("refit")
+    if not refit:
+        return ""
+    epochs = refit.get("epochs", 0)
+    return (
+        '<p id="refit">The test scores are those of a model trained anew on the training and validation '
+        f"splits together ({refit.get('examples', 0):,} examples) for {epochs} epoch{'' if epochs == 1 else 's'}, "
+        "the epoch count after which the first model's validation loss was lowest "
+        f"({format_number(refit.get('train_seconds'), 1)} s more). The curves below are the first model's.</p>\n"
     )
 
 
