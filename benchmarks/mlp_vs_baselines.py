@@ -20,7 +20,7 @@ Usage:
 
     python benchmarks/make_image_csv.py /tmp/letters28.csv.gz
     python benchmarks/mlp_vs_baselines.py digits /tmp/letters28.csv.gz --seeds 0 1 2
-    python benchmarks/mlp_vs_baselines.py digits --contenders recipe --recipe-flags "--no-augment"
+    python benchmarks/mlp_vs_baselines.py digits --contenders recipe --recipe-flags=--no-augment
     python benchmarks/mlp_vs_baselines.py digits /tmp/letters28.csv.gz --seeds 0 --scaled-extremes
 """
 
@@ -122,7 +122,8 @@ def run_contender(contender, arguments, data, seed):
     """Runs one contender in a fresh process and returns its result dict."""
     command = [
         sys.executable, __file__, data, "--contender", contender, "--seeds", str(seed),
-        "--recipe-flags", arguments.recipe_flags,
+        # One argument with "=": a value that starts with "--" is not taken for a flag.
+        f"--recipe-flags={arguments.recipe_flags}",
     ]  # fmt: skip
     return contender_process.run(command, f"{contender} on {data}, seed {seed}")
 

@@ -14,8 +14,9 @@ model (see `kerastrain.recipe`).
    run resumes).
 4. Start TensorFlow: the strategy, the float policy, the input pipeline, and
    the model built and compiled in the strategy's scope.
-5. Train with checkpoints, early stopping and resume; evaluate the best weights
-   on the test split; write the run folder and its report.
+5. Train with checkpoints, early stopping and resume; with `--refit`, train a
+   new model on the training and validation splits for the best epoch count;
+   evaluate on the test split; write the run folder and its report.
 """
 
 import dataclasses
@@ -231,6 +232,7 @@ def train_model(recipe, config, run, data, data_record, preprocessor, writes_out
     if refits(config):
         run.write_json(run_folder.FIRST_TRAINING, fit_summary)
         del model  # the first model's memory, before the second is built
+        data = joined_training_data(data)
         model, preprocessor, refit_summary = refit_model(
             recipe, config, strategy, data, training.best_epoch_count(run), jit_compile
         )
@@ -284,26 +286,44 @@ def refit_model(recipe, config, strategy, data, epochs, jit_compile):
     model's validation loss was lowest, with the same seed, schedule and
     settings; the test split stays held out.
 
+    Args:
+        recipe: the `Recipe`.
+        config: its config.
+        strategy: the `tf.distribute.Strategy`.
+        data: the `PreparedData` of `joined_training_data`.
+        epochs: the number of epochs to train.
+        jit_compile: whether to XLA-compile the training step.
+
     Returns:
         A tuple `(model, preprocessor, summary)`, `summary` as
         `training.refit` returns it.
     """
     from kerastrain import training
 
-    joined = splits.Split(splits.join(data.split.train, data.split.validation), data.split.validation, data.split.test)
-    joined_data = dataclasses.replace(
-        data, split=joined, train_labels=np.concatenate([data.train_labels, data.validation_labels])
-    )
     print(
-        f"kerastrain: refit: a new model on the {len(joined.train):,} training and validation examples for "
+        f"kerastrain: refit: a new model on the {len(data.split.train):,} training and validation examples for "
         f"{plural(epochs, 'epoch')}, the best epoch count",
         flush=True,
     )
-    preprocessor = recipe.fit_preprocessor(config, joined.train)
+    preprocessor = recipe.fit_preprocessor(config, data.split.train)
     training.seed_everything(config.seed)
-    inputs = training_inputs(recipe, config, strategy, preprocessor, joined_data)
+    inputs = training_inputs(recipe, config, strategy, preprocessor, data)
     model = build_compiled_model(recipe, config, strategy, preprocessor, len(data.class_names), jit_compile, inputs)
-    return model, preprocessor, {**training.refit(model, inputs, config, epochs), "examples": len(joined.train)}
+    return model, preprocessor, {**training.refit(model, inputs, config, epochs), "examples": len(data.split.train)}
+
+
+def joined_training_data(data):
+    """`data` with the validation split added to the training split, for `--refit` and its baseline.
+
+    The validation split stays as it was: `training_inputs` makes its dataset,
+    which the refit's training does not use.
+    """
+    joined = splits.join(data.split.train, data.split.validation)
+    return dataclasses.replace(
+        data,
+        split=splits.Split(joined, data.split.validation, data.split.test),
+        train_labels=np.concatenate([data.train_labels, data.validation_labels]),
+    )
 
 
 def plural(count, noun):

@@ -72,7 +72,9 @@ def test_textcnn_refits_on_training_and_validation_for_the_best_epoch_count(fini
     for name in ("tokens", "ngrams"):
         assert saved.vectorizers[name].vocabulary_ == on_both.vectorizers[name].vocabulary_
         assert saved.vectorizers[name].vocabulary_ != on_train.vectorizers[name].vocabulary_
-    assert "The test scores are those of a model trained anew" in (run_dir / "report.html").read_text()
+    report = (run_dir / "report.html").read_text()
+    assert "The test scores are those of a model trained anew" in report
+    assert "The baseline learns from the training and validation splits, as the refitted model does" in report
 
 
 @pytest.mark.slow
