@@ -96,11 +96,7 @@ def fit(model, run, inputs, config, epoch_checkpoints=False):
         epoch_checkpoints=epoch_checkpoints,
         worker_throughput=worker_throughput,
     )
-    verbose = config.verbose
-    if verbose == 1 and not strategies.has_progress_bar(model.distribute_strategy):
-        verbose = 2
-    if model.jit_compile:
-        compile_only_training_step(model)
+    verbose = prepare_to_fit(model, config)
     start = time.perf_counter()
     # A parameter server lost during training ends the run with exit status 138 (retryable).
     with faults.watch_parameter_servers(model.distribute_strategy, config.cluster_timeout):
@@ -148,11 +144,7 @@ def refit(model, inputs, config, epochs):
         and `examples_per_second`.
     """
     throughput = callbacks_lib.EpochThroughput(inputs.examples_per_epoch)
-    verbose = config.verbose
-    if verbose == 1 and not strategies.has_progress_bar(model.distribute_strategy):
-        verbose = 2
-    if model.jit_compile:
-        compile_only_training_step(model)
+    verbose = prepare_to_fit(model, config)
     start = time.perf_counter()
     model.fit(inputs.train, epochs=epochs, callbacks=[throughput], verbose=verbose, **inputs.fit_arguments)
     train_seconds = time.perf_counter() - start
@@ -163,6 +155,19 @@ def refit(model, inputs, config, epochs):
         "train_seconds": train_seconds,
         "examples_per_second": inputs.examples_per_epoch * epochs / seconds if seconds else 0.0,
     }
+
+
+def prepare_to_fit(model, config):
+    """Builds an XLA model's training step alone (see `compile_only_training_step`) and returns `fit`'s verbosity.
+
+    A progress bar (`--verbose 1`) becomes one line per epoch under a
+    strategy whose `fit` cannot draw one.
+    """
+    if model.jit_compile:
+        compile_only_training_step(model)
+    if config.verbose == 1 and not strategies.has_progress_bar(model.distribute_strategy):
+        return 2
+    return config.verbose
 
 
 def compile_only_training_step(model):
