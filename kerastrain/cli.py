@@ -187,11 +187,15 @@ def run_entry_point(main, argv=None):
     A `ClusterUnavailableError` is one line and exit status 138, which an
     engine such as the Kubeflow training operator retries.
 
+    Output into a pipe that its reader closed (`kerastrain presets | head`)
+    ends the command quietly with status 141, as a program killed by SIGPIPE.
+
     With `--debug` among the arguments the traceback is shown instead.
     """
     argv = sys.argv[1:] if argv is None else argv
     try:
         main(argv)
+        sys.stdout.flush()  # inside the try: a closed pipe shows here, not at exit
     except UsageError as error:
         if "--debug" in argv:
             raise
@@ -205,3 +209,14 @@ def run_entry_point(main, argv=None):
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume from the last finished epoch", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        end_with_closed_stdout()
+
+
+def end_with_closed_stdout():
+    """Exits with 128 + SIGPIPE, pointing stdout at the null device so that Python's last flush stays silent."""
+    import os
+
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    sys.exit(141)

@@ -74,6 +74,18 @@ def test_presets_are_listed_and_found_by_name_from_any_folder(tmp_path):
     assert sorted(names) == sorted(bundled)
 
 
+def test_a_reader_that_closes_the_pipe_ends_the_listing_quietly_with_141(tmp_path):
+    """`kerastrain presets | head -1`, with the reader gone before the listing is written."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    with os.fdopen(writer, "w") as closed_pipe:
+        result = subprocess.run(
+            [*KERASTRAIN, "presets"], stdout=closed_pipe, stderr=subprocess.PIPE, text=True, cwd=tmp_path, timeout=300
+        )
+    assert result.returncode == 141
+    assert result.stderr == ""
+
+
 @pytest.mark.slow
 def test_the_wheel_carries_the_presets_and_the_bundled_data(tmp_path):
     """The package as `pip install .` installs it, imported from outside the source tree."""
