@@ -114,11 +114,11 @@ def fit_logistic_regression(ngram_ids, labels, log_count_ratios, c=1.0, max_iter
     # LogisticRegression minimizes |w|^2 / 2 + C * (sum of the losses), that is
     # |w|^2 / (2 C n) + the mean loss; with two classes each model weight is
     # split over two network weights, whose squares sum to half.
-    l2 = (1.0 if num_classes == 2 else 0.5) / (c * len(labels))
+    l2 = l2_scale(num_classes) / (c * len(labels))
     return NgramStart(weights.astype(np.float32), biases.astype(np.float32), float(l2))
 
 
-def fit_for_features(features, train_examples, c=1.0):
+def fit_for_features(features, train_examples, c=1.0, l2=None):
     """`fit_logistic_regression` on the training texts through the fitted features' n-gram vectorizer.
 
     Args:
@@ -126,10 +126,24 @@ def fit_for_features(features, train_examples, c=1.0):
             that learnt log-count ratios.
         train_examples: the training split, an `Examples` of texts and labels.
         c: the inverse regularization strength. Defaults to `1.0`.
+        l2: instead of `c`, the network's L2 penalty per weight to fit for
+            (`NgramStart.l2`): `c` is then the one that amounts to it on these
+            examples. Defaults to `None`.
 
     Returns:
         An `NgramStart`.
     """
     ngrams = features.vectorizers["ngrams"]
     label_ids = np.searchsorted(ngrams.classes_, np.asarray(train_examples.labels))
-    return fit_logistic_regression(ngrams.transform(train_examples.inputs), label_ids, ngrams.log_count_ratios_, c)
+    num_classes = len(ngrams.classes_)
+    if l2 is not None:
+        c = l2_scale(num_classes) / (l2 * len(label_ids))
+    start = fit_logistic_regression(ngrams.transform(train_examples.inputs), label_ids, ngrams.log_count_ratios_, c)
+    if l2 is not None:
+        start.l2 = float(l2)  # exactly, not as rounded through c
+    return start
+
+
+def l2_scale(num_classes):
+    """`l2 = l2_scale / (c * examples)`: with two classes each model weight is split over two network weights."""
+    return 1.0 if num_classes == 2 else 0.5

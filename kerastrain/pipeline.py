@@ -231,10 +231,9 @@ def train_model(recipe, config, run, data, data_record, preprocessor, writes_out
     refit_summary = None
     if refits(config):
         run.write_json(run_folder.FIRST_TRAINING, fit_summary)
-        del model  # the first model's memory, before the second is built
         data = joined_training_data(data)
         model, preprocessor, refit_summary = refit_model(
-            recipe, config, strategy, data, training.best_epoch_count(run), jit_compile
+            recipe, config, strategy, data, training.best_epoch_count(run), jit_compile, model, preprocessor
         )
 
     # Compare with a linear baseline on the same split (the chief alone), then
@@ -279,12 +278,15 @@ def refits(config):
     return config.refit and config.strategy not in cluster.CLUSTER_STRATEGIES
 
 
-def refit_model(recipe, config, strategy, data, epochs, jit_compile):
+def refit_model(recipe, config, strategy, data, epochs, jit_compile, first_model, first_preprocessor):
     """`--refit`: the recipe's preprocessor and model, fitted anew on the training and validation splits.
 
     The new model trains for `epochs` epochs, the count after which the first
     model's validation loss was lowest, with the same seed, schedule and
-    settings; the test split stays held out.
+    settings; the test split stays held out. When the new model has the first
+    one's layers, shapes and optimizer (the recipe's `refit_preprocessor` can
+    see to that), its initial weights go into the first model, whose compiled
+    training step then trains them (`training.reinitialize`).
 
     Args:
         recipe: the `Recipe`.
@@ -293,10 +295,13 @@ def refit_model(recipe, config, strategy, data, epochs, jit_compile):
         data: the `PreparedData` of `joined_training_data`.
         epochs: the number of epochs to train.
         jit_compile: whether to XLA-compile the training step.
+        first_model: the model of the first training.
+        first_preprocessor: its preprocessor.
 
     Returns:
         A tuple `(model, preprocessor, summary)`, `summary` as
-        `training.refit` returns it.
+        `training.refit` returns it, with `examples` and
+        `reused_training_step`.
     """
     from kerastrain import training
 
@@ -305,11 +310,15 @@ def refit_model(recipe, config, strategy, data, epochs, jit_compile):
         f"{plural(epochs, 'epoch')}, the best epoch count",
         flush=True,
     )
-    preprocessor = recipe.fit_preprocessor(config, data.split.train)
+    preprocessor = recipe.fit_refit_preprocessor(config, first_preprocessor, data.split.train)
     training.seed_everything(config.seed)
     inputs = training_inputs(recipe, config, strategy, preprocessor, data)
     model = build_compiled_model(recipe, config, strategy, preprocessor, len(data.class_names), jit_compile, inputs)
-    return model, preprocessor, {**training.refit(model, inputs, config, epochs), "examples": len(data.split.train)}
+    reused = training.reinitialize(first_model, model)
+    if reused:
+        model = first_model
+    summary = training.refit(model, inputs, config, epochs)
+    return model, preprocessor, {**summary, "examples": len(data.split.train), "reused_training_step": reused}
 
 
 def joined_training_data(data):

@@ -39,6 +39,13 @@ class Recipe:
             `kerastrain.data.Examples` that `config.data` names.
         fit_preprocessor: `fit_preprocessor(config, train_examples)` returns
             the preprocessor fitted on the training split only.
+        refit_preprocessor: optionally, `refit_preprocessor(config,
+            first_preprocessor, joined_examples)` returns the preprocessor of
+            `--refit`, fitted on the training and validation splits. A recipe
+            whose preprocessor sizes the model (a vocabulary) can keep the
+            first one's sizes here, so that the refit trains the first model's
+            compiled step with fresh weights instead of compiling a new one.
+            Defaults to `None` (`fit_preprocessor` on the joined splits).
         build_model: `build_model(config, preprocessor, num_classes)` returns
             the uncompiled `keras.Model`; the pipeline calls it inside the
             strategy's scope.
@@ -81,6 +88,13 @@ class Recipe:
     takes_numeric_features: bool = False
     reduced_precision_on_cpu: bool = True
     augmentation: typing.Optional[typing.Callable] = None
+    refit_preprocessor: typing.Optional[typing.Callable] = None
+
+    def fit_refit_preprocessor(self, config, first_preprocessor, joined_examples):
+        """The preprocessor of `--refit`, fitted on `joined_examples` (the training and validation splits)."""
+        if self.refit_preprocessor is None:
+            return self.fit_preprocessor(config, joined_examples)
+        return self.refit_preprocessor(config, first_preprocessor, joined_examples)
 
     def training_length_buckets(self, config, train_inputs):
         """The recipe's length buckets for `train_inputs`, or `None` when it has none."""

@@ -157,6 +157,55 @@ def refit(model, inputs, config, epochs):
     }
 
 
+def reinitialize(model, fresh_model):
+    """Gives the compiled `model` the weights and optimizer state of `fresh_model`, when they are alike.
+
+    `--refit` trains a second model whose layers, shapes and optimizer are
+    those of the first: copying the second's initial weights and a fresh
+    optimizer state into the first lets `fit` reuse the first's traced (and
+    XLA-compiled) training step, which a new model would trace and compile
+    again. Anything that differs, down to a layer's setting or the
+    optimizer's, leaves `model` untouched.
+
+    Args:
+        model: the compiled, possibly trained model.
+        fresh_model: a newly built and compiled model, not trained.
+
+    Returns:
+        Whether `model` now holds `fresh_model`'s state; if not, train
+        `fresh_model` instead.
+    """
+    plain, fresh_plain = accumulation.plain_model(model), accumulation.plain_model(fresh_model)
+    if type(model) is not type(fresh_model) or plain.get_config() != fresh_plain.get_config():
+        return False
+    if [weight.shape for weight in model.weights] != [weight.shape for weight in fresh_model.weights]:
+        return False
+    optimizer, fresh_optimizer = inner_optimizer(model.optimizer), inner_optimizer(fresh_model.optimizer)
+    if type(optimizer) is not type(fresh_optimizer) or optimizer.get_config() != fresh_optimizer.get_config():
+        return False
+    with model.distribute_strategy.scope():
+        # The slots a new optimizer starts with (zeros for Adam, Adagrad's initial accumulator).
+        fresh_optimizer.build(model.trainable_variables)
+    slots, fresh_slots = list(optimizer.variables), list(fresh_optimizer.variables)
+    if len(slots) == 1:  # never applied: only its step counter exists
+        fresh_slots = fresh_slots[:1]
+    if [slot.shape for slot in slots] != [slot.shape for slot in fresh_slots]:
+        return False
+    model.set_weights(fresh_model.get_weights())
+    for slot, fresh_slot in zip(slots, fresh_slots):
+        slot.assign(fresh_slot)
+    if not hasattr(model, "_training_state"):
+        # tf-keras' BackupAndRestore deletes this attribute when fit ends, and a
+        # second fit of the same model fails where it looks it up.
+        model._training_state = None
+    return True
+
+
+def inner_optimizer(optimizer):
+    """The optimizer that a loss-scale optimizer (`mixed_float16`) wraps, or `optimizer` itself."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
 def prepare_to_fit(model, config):
     """Builds an XLA model's training step alone (see `compile_only_training_step`) and returns `fit`'s verbosity.
 

@@ -28,6 +28,8 @@ pytestmark = pytest.mark.slow
 PORT = 2222
 # Long enough for TensorFlow to start four processes on a loaded machine.
 START_SECONDS = 400
+# Restarts of a chief that exits with 138, as a TFJob's backoffLimit allows a few.
+ENGINE_RESTARTS = 3
 
 
 def network_namespaces_unavailable():
@@ -258,9 +260,15 @@ def test_a_parameter_server_cut_off_ends_the_chief_with_138_and_the_rerun_resume
             finished_before = (run_dir / "metrics.json").exists()
             hosts.restore("ps0")
             assert all(process.poll() is None for process in job.processes if process is not chief)
-            # The same command and TF_CONFIG, as the engine restarts the chief.
-            rerun = job.start("chief", 0, "chief_again.log")
-            assert rerun.wait(timeout=600) == 0, job.log("chief_again.log")[-3000:]
+            # The same command and TF_CONFIG, as the engine restarts the chief: again while it
+            # exits with the retryable 138 (the workers' channels to ps0 may still be resetting).
+            for attempt in range(1, ENGINE_RESTARTS + 1):
+                rerun_log = "chief_again.log" if attempt == 1 else f"chief_again_{attempt}.log"
+                epochs_before_rerun = epochs_logged(run_dir)
+                rerun_status = job.start("chief", 0, rerun_log).wait(timeout=600)
+                if rerun_status != 138:
+                    break
+            assert rerun_status == 0, job.log(rerun_log)[-3000:]
         finally:
             job.stop_all()
     first_log = job.log("chief.log")
@@ -269,8 +277,8 @@ def test_a_parameter_server_cut_off_ends_the_chief_with_138_and_the_rerun_resume
     assert "ps 0" in error_line or "parameter server" in error_line, error_line
     assert epochs_before < epochs and not finished_before
     # The rerun resumed from the last epoch backup rather than starting over.
-    resumed_from = int(re.search(r"Epoch (\d+)/", job.log("chief_again.log")).group(1)) - 1
-    assert 1 <= resumed_from <= epochs_before
+    resumed_from = int(re.search(r"Epoch (\d+)/", job.log(rerun_log)).group(1)) - 1
+    assert 1 <= resumed_from <= epochs_before_rerun
     assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == list(range(1, epochs + 1))
     resumed = json.loads((run_dir / "metrics.json").read_text())
 

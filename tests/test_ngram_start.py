@@ -85,6 +85,21 @@ def test_two_classes_start_with_the_logistic_regressions_probabilities():
     assert start.l2 == pytest.approx(1.0 / len(texts))
 
 
+@pytest.mark.parametrize("classes", [("sport", "money"), ("sport", "money", "food")])
+def test_a_start_fitted_for_an_l2_penalty_keeps_it_and_matches_that_c(classes):
+    """The refit's start: the first training's penalty, on more examples, is a smaller C."""
+    texts, labels = topic_texts(90, classes=classes)
+    examples = Examples(texts, labels, "topics")
+    features = textcnn.fit_preprocessor(TextCNNConfig(ngram_features=500, ngram_max=2), examples)
+    first = ngram_start.fit_for_features(features, examples)
+    l2 = first.l2 * 1.25
+    kept = ngram_start.fit_for_features(features, examples, l2=l2)
+    assert kept.l2 == l2
+    matching_c = ngram_start.fit_for_features(features, examples, c=1 / 1.25)
+    np.testing.assert_allclose(kept.weights, matching_c.weights, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(kept.weights, first.weights, atol=1e-3)
+
+
 def test_the_textcnn_branch_starts_with_the_fitted_logits(float32_policy):
     texts, labels = topic_texts(90)
     vectorizer, ids, label_ids = fitted_ngrams(texts, labels)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -62,16 +63,22 @@ def test_textcnn_refits_on_training_and_validation_for_the_best_epoch_count(fini
     stored = json.loads((run_dir / "config.json").read_text())
     assert stored["preprocessor"]["refit"] is True
     assert stored["preprocessor"]["fingerprint"] == run_folder.file_digest(run_dir / "preprocessor.joblib")
-    # The saved preprocessor is the refitted model's: fitted on both splits, not the training split alone.
+    # The saved preprocessor is the refitted model's: fitted on both splits, not the training split
+    # alone, in the first one's shapes, so that the first model's compiled step trained it.
     config = config_lib.TextCNNConfig.from_dict(stored["config"])
     split = splits.split_as_configured(data.load_examples(config.data, config.text_column, config.label_column), config)
     assert metrics["refit"]["examples"] == len(split.train) + len(split.validation) == 640
+    assert metrics["refit"]["reused_training_step"] is True
     saved = joblib.load(run_dir / "preprocessor.joblib")
-    on_both = textcnn.fit_preprocessor(config, splits.join(split.train, split.validation))
     on_train = textcnn.fit_preprocessor(config, split.train)
+    on_both = textcnn.refit_preprocessor(config, on_train, splits.join(split.train, split.validation))
     for name in ("tokens", "ngrams"):
         assert saved.vectorizers[name].vocabulary_ == on_both.vectorizers[name].vocabulary_
         assert saved.vectorizers[name].vocabulary_ != on_train.vectorizers[name].vocabulary_
+        assert saved.vectorizers[name].vocabulary_size == on_train.vectorizers[name].vocabulary_size
+        assert saved.vectorizers[name].sequence_length_ == on_train.vectorizers[name].sequence_length_
+    np.testing.assert_array_equal(saved.vectorizers["ngrams"].log_count_ratios_, on_both.vectorizers["ngrams"].log_count_ratios_)
+    assert saved.ngram_start_.l2 == on_train.ngram_start_.l2
     report = (run_dir / "report.html").read_text()
     assert "The test scores are those of a model trained anew" in report
     assert "The baseline learns from the training and validation splits, as the refitted model does" in report
@@ -95,6 +102,7 @@ def test_an_interrupted_refit_reruns_the_refit_alone(finished_textcnn_run, tmp_p
     assert (interrupted / "history.csv").read_bytes() == history  # the first model was not trained again
     metrics = json.loads((interrupted / "metrics.json").read_text())
     assert metrics["refit"]["epochs"] == json.loads((run_dir / "metrics.json").read_text())["refit"]["epochs"]
+    assert metrics["refit"]["reused_training_step"] is True  # the first model, built again and never trained
     assert Predictor.load(interrupted).predict(["Free entry! Win a prize now"]) in (["ham"], ["spam"])
 
 

@@ -38,25 +38,48 @@ def fit_preprocessor(config, train_examples):
     `--ngram-start logistic_regression` fits NB-weighted logistic regression on
     them to start the branch; `--embeddings` vectors go into the model's weights.
     """
+    return fit_features(config, train_examples)
+
+
+def refit_preprocessor(config, first_features, joined_examples):
+    """`--refit`: the features fitted again on the training and validation splits, in the first model's shapes.
+
+    Each vectorizer keeps the first one's vocabulary size (now the most
+    frequent words or n-grams of both splits) and sequence length, and the
+    n-gram start keeps its L2 penalty, so that the refit trains the first
+    model's compiled step with fresh weights instead of compiling a new one.
+    """
+    shapes = {
+        name: {"max_tokens": vectorizer.vocabulary_size, "sequence_length": vectorizer.sequence_length_}
+        for name, vectorizer in first_features.vectorizers.items()
+    }
+    start = getattr(first_features, "ngram_start_", None)
+    return fit_features(config, joined_examples, shapes, ngram_l2=start.l2 if start is not None else None)
+
+
+def fit_features(config, examples, shapes=None, ngram_l2=None):
+    """`TextFeatures` fitted on `examples`; `shapes` and `ngram_l2` fix what `refit_preprocessor` keeps."""
     from kerastrain.text_vectorization import TextFeatures, TextVectorizer
 
+    shapes = shapes or {}
     vectorizers = {
         "tokens": TextVectorizer(
-            "sequences", max_tokens=config.max_tokens, sequence_length=config.sequence_length,
-            min_sequence_length=max(config.kernel_sizes), lowercase=config.lowercase,
+            "sequences", min_sequence_length=max(config.kernel_sizes), lowercase=config.lowercase,
+            **shapes.get("tokens", {"max_tokens": config.max_tokens, "sequence_length": config.sequence_length}),
         )  # fmt: skip
     }
     if config.ngram_features:
         naive_bayes = config.ngram_weighting == "nb"
         vectorizers["ngrams"] = TextVectorizer(
-            "sequences", max_tokens=config.ngram_features, ngram_range=(1, config.ngram_max),
-            lowercase=config.lowercase, binary=naive_bayes, log_count_ratios=naive_bayes,
+            "sequences", ngram_range=(1, config.ngram_max), lowercase=config.lowercase,
+            binary=naive_bayes, log_count_ratios=naive_bayes,
+            **shapes.get("ngrams", {"max_tokens": config.ngram_features}),
         )  # fmt: skip
-    features = TextFeatures(vectorizers).fit(train_examples.inputs, train_examples.labels)
+    features = TextFeatures(vectorizers).fit(examples.inputs, examples.labels)
     if config.ngram_features and config.ngram_weighting == "nb" and config.ngram_start == "logistic_regression":
         from kerastrain import ngram_start
 
-        features.set_ngram_start(ngram_start.fit_for_features(features, train_examples))
+        features.set_ngram_start(ngram_start.fit_for_features(features, examples, l2=ngram_l2))
     if config.embeddings:
         from kerastrain import embeddings
 
@@ -125,6 +148,7 @@ RECIPE = Recipe(
     summary="a TextCNN (Kim 2014) with a linear n-gram branch, on labelled texts",
     load_examples=load_examples,
     fit_preprocessor=fit_preprocessor,
+    refit_preprocessor=refit_preprocessor,
     build_model=build_model,
     length_buckets=length_buckets,
     augmentation=training_augmentation,
