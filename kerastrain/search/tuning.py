@@ -209,7 +209,9 @@ def search(recipe, config, space):
         config.batch_size, config.accumulate_steps, len(data.split.train), data.examples.source
     )
 
-    strategy = strategies.build_strategy(config.strategy, config.cpu_devices, config.local_cluster)
+    strategy = strategies.build_strategy(
+        config.strategy, config.cpu_devices, config.local_cluster, config.cluster_timeout
+    )
     policy = precision.apply_precision(config.precision, config.strategy)
     jit_compile = config.jit_compile and strategies.supports_jit_compile(strategy)
     os.makedirs(project_dir, exist_ok=True)
