@@ -19,6 +19,65 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 FLOAT32 = ["--precision", "float32"]
 # A TextCNN small enough to train in seconds: tests check behaviour, not accuracy.
 TINY_TEXTCNN = ["--embedding-dim", "16", "--filters", "8", "--ngram-features", "1000", *FLOAT32]
+# The suite runs on two pytest-xdist workers (setup.cfg: -n 2 --dist loadgroup).
+# Tests that listen on ports, pick free ones or count on one staying closed
+# (tf.distribute servers, local clusters, Jupyter kernels, network namespaces)
+# carry this mark: they all run on one worker, one at a time, so no two of them
+# ever pick the same port.
+SERVERS = pytest.mark.xdist_group("servers")
+# The tests marked SERVERS, by test id: whole modules ("file::") or tests (with
+# all their parameters). The scheduler below groups them by id, since it sees ids
+# and not marks; pytest_collection_modifyitems checks that this list and the
+# marks agree.
+SERVER_TESTS = (
+    "tests/test_cluster.py::",
+    "tests/test_cluster_jobs.py::",
+    "tests/test_faults.py::",
+    "tests/test_network_faults.py::",
+    "tests/test_parameter_server_validation.py::",
+    "tests/test_worker_steps.py::",
+    "tests/test_accumulation.py::test_parameter_server_workers_each_apply_their_accumulated_steps",
+    "tests/test_augmentation.py::test_parameter_server_job_trains_with_shifted_images",
+    "tests/test_notebooks.py::test_notebook_runs_in_small_data_mode",
+    "tests/test_recipes.py::test_killed_run_resumes_from_its_last_epoch",
+    "tests/test_recipes.py::test_parameter_server_training_on_an_in_process_cluster",
+)
+
+
+def is_server_test(nodeid):
+    """Whether the test of this id is one of SERVER_TESTS (an `@group` suffix aside)."""
+    test = nodeid.rsplit("@", 1)[0] if nodeid.rfind("@") > nodeid.rfind("]") else nodeid
+    modules = tuple(entry for entry in SERVER_TESTS if entry.endswith("::"))
+    return test.startswith(modules) or test.split("[", 1)[0] in SERVER_TESTS
+
+
+def pytest_collection_modifyitems(config, items):
+    """Refuses to run when the SERVERS marks and SERVER_TESTS disagree."""
+    disagreeing = [
+        item.nodeid
+        for item in items
+        if any(mark.args[:1] == ("servers",) for mark in item.iter_markers("xdist_group")) != is_server_test(item.nodeid)
+    ]
+    if disagreeing:
+        raise pytest.UsageError(
+            "tests marked SERVERS must be listed in conftest.SERVER_TESTS, and only those: " + ", ".join(disagreeing)
+        )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Like `--dist loadgroup`, with the SERVERS tests as one unit of work.
+
+    pytest-xdist's own loadgroup groups by a suffix that it adds to test ids, which
+    pytest 9.2's ids no longer take; this scheduler finds the group from the id.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ServersInTurn(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return "servers" if is_server_test(nodeid) else nodeid
+
+    return ServersInTurn(config, log)
 
 
 def environment_without_tf_config(**extra):

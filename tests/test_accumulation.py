@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import error_lines, run_module, run_script
+from conftest import SERVERS, error_lines, run_module, run_script
 from kerastrain import accumulation, config as config_lib, tf_data
 from kerastrain.distribute.inputs import make_training_inputs
 from kerastrain.backend import keras, tf
@@ -282,6 +282,7 @@ def test_mlp_recipe_with_accumulate_steps_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
+@SERVERS
 def test_parameter_server_workers_each_apply_their_accumulated_steps(tmp_path):
     run_dir = tmp_path / "parameter_server"
     result = run_module(

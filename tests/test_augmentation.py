@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import SERVERS
 from kerastrain import augmentation, tf_data
 from kerastrain.backend import keras, tf
 from kerastrain.config import MLPConfig, TextCNNConfig
@@ -381,6 +382,7 @@ def test_recipes_train_with_augment_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
+@SERVERS
 def test_parameter_server_job_trains_with_shifted_images(tmp_path):
     import json
 

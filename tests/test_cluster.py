@@ -13,9 +13,11 @@ import time
 
 import pytest
 
-from conftest import REPO, environment_without_tf_config
+from conftest import REPO, SERVERS, environment_without_tf_config
 from kerastrain.distribute import cluster
 from kerastrain.errors import ClusterUnavailableError, UsageError
+
+pytestmark = SERVERS  # its waits listen on ports, or count on a free one staying closed
 
 PS_CLUSTER = {
     "chief": ["10.0.0.1:2222"],

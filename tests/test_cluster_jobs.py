@@ -13,11 +13,11 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import REPO, TINY_TEXTCNN, environment_without_tf_config, error_lines, run_module
+from conftest import REPO, SERVERS, TINY_TEXTCNN, environment_without_tf_config, error_lines, run_module
 from kerastrain.distribute.cluster import free_port
 from kerastrain.run_folder import RunFolder
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, SERVERS]
 
 
 def test_launcher_runs_a_parameter_server_job_with_a_sidecar_evaluator(tmp_path, sms_sample_csv):

@@ -5,10 +5,13 @@ import time
 
 import pytest
 
+from conftest import SERVERS
 from kerastrain.backend import tf
 from kerastrain.distribute import cluster, faults
 from kerastrain.errors import ClusterUnavailableError
 from tensorflow.python.distribute.coordinator import cluster_coordinator
+
+pytestmark = SERVERS  # its watches count on a free port staying closed
 
 PS_ERROR = "Additional GRPC error information from remote target /job:ps/replica:0/task:0 while calling Enqueue"
 

@@ -20,10 +20,10 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import REPO, TINY_TEXTCNN, environment_without_tf_config, run_module
+from conftest import REPO, SERVERS, TINY_TEXTCNN, environment_without_tf_config, run_module
 from kerastrain.run_folder import RunFolder
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, SERVERS]
 
 PORT = 2222
 # Long enough for TensorFlow to start four processes on a loaded machine.

@@ -10,7 +10,7 @@ import json
 import nbformat
 import pytest
 
-from conftest import REPO
+from conftest import REPO, SERVERS
 
 NOTEBOOK_FOLDER = REPO / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_FOLDER.glob("*.ipynb"))
@@ -109,6 +109,7 @@ def all_text(notebook):
 
 
 @pytest.mark.slow
+@SERVERS  # kernels and local clusters listen on ports
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
 def test_notebook_runs_in_small_data_mode(path, tmp_path, monkeypatch):
     from nbclient import NotebookClient

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from conftest import run_script
+from conftest import SERVERS, run_script
 
 # Starts a process with an in-process cluster of gRPC servers.
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, SERVERS]
 
 # Trains a small MLP on an in-process cluster (its own process: one cluster per
 # process) with validation each epoch, then scores the same validation data with

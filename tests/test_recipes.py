@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, TINY_TEXTCNN, error_lines, run_module
+from conftest import REPO, SERVERS, TINY_TEXTCNN, error_lines, run_module
 from kerastrain import config as config_lib
 from kerastrain import run_folder
 from kerastrain.export.predict import Predictor
@@ -204,6 +204,7 @@ def test_mirrored_strategy_on_two_logical_cpus(tmp_path, sms_sample_csv):
 
 
 @pytest.mark.slow
+@SERVERS
 @pytest.mark.parametrize(
     "strategy",
     [[], ["--strategy", "parameter_server", "--local-cluster", "workers=2,ps=1"]],
@@ -256,6 +257,7 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path, sms_sample_csv, strate
 
 
 @pytest.mark.slow
+@SERVERS
 def test_parameter_server_training_on_an_in_process_cluster(tmp_path, sms_sample_csv):
     run_dir = tmp_path / "parameter_server"
     result = run_module(

@@ -4,8 +4,10 @@ import json
 
 import pytest
 
-from conftest import run_script
+from conftest import SERVERS, run_script
 from kerastrain import run_folder
+
+pytestmark = SERVERS  # its in-process clusters listen on ports
 
 # Trains on an in-process cluster (its own process: one cluster per process)
 # while the coordinator's thread of one worker, a different one each epoch,
