@@ -281,6 +281,27 @@ class HistoryPlot(keras.callbacks.Callback):
         self.last_drawn = time.monotonic()
 
 
+class BackupBeforeLastEpoch(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` for a run of a known number of epochs: no backup after the last.
+
+    The backup is deleted when training ends, so the one after the last epoch
+    is never read; for the refit's one or two epochs it would be most of the
+    callback's cost.
+
+    Args:
+        backup_dir: the folder of the backup.
+        epochs: the epochs that `fit` runs.
+    """
+
+    def __init__(self, backup_dir, epochs):
+        super().__init__(backup_dir)
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 < self.epochs:
+            super().on_epoch_end(epoch, logs)
+
+
 def standard_callbacks(
     run,
     examples_per_epoch,

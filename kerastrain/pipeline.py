@@ -233,7 +233,7 @@ def train_model(recipe, config, run, data, data_record, preprocessor, writes_out
         run.write_json(run_folder.FIRST_TRAINING, fit_summary)
         data = joined_training_data(data)
         model, preprocessor, refit_summary = refit_model(
-            recipe, config, strategy, data, training.best_epoch_count(run), jit_compile, model, preprocessor
+            recipe, config, strategy, data, training.best_epoch_count(run), jit_compile, model, preprocessor, run
         )
 
     # Compare with a linear baseline on the same split (the chief alone), then
@@ -278,7 +278,7 @@ def refits(config):
     return config.refit and config.strategy not in cluster.CLUSTER_STRATEGIES
 
 
-def refit_model(recipe, config, strategy, data, epochs, jit_compile, first_model, first_preprocessor):
+def refit_model(recipe, config, strategy, data, epochs, jit_compile, first_model, first_preprocessor, run):
     """`--refit`: the recipe's preprocessor and model, fitted anew on the training and validation splits.
 
     The new model trains for `epochs` epochs, the count after which the first
@@ -297,6 +297,8 @@ def refit_model(recipe, config, strategy, data, epochs, jit_compile, first_model
         jit_compile: whether to XLA-compile the training step.
         first_model: the model of the first training.
         first_preprocessor: its preprocessor.
+        run: the `RunFolder`, whose `backup/refit` lets an interrupted refit
+            resume at its last finished epoch.
 
     Returns:
         A tuple `(model, preprocessor, summary)`, `summary` as
@@ -317,7 +319,7 @@ def refit_model(recipe, config, strategy, data, epochs, jit_compile, first_model
     reused = training.reinitialize(first_model, model)
     if reused:
         model = first_model
-    summary = training.refit(model, inputs, config, epochs)
+    summary = training.refit(model, inputs, config, epochs, backup_dir=run.file(run_folder.REFIT_BACKUP))
     return model, preprocessor, {**summary, "examples": len(data.split.train), "reused_training_step": reused}
 
 

@@ -31,6 +31,8 @@ EPOCH_CHECKPOINTS = "checkpoints/epochs"
 # What the evaluator task writes: one row per evaluated epoch checkpoint.
 EVALUATOR_METRICS = "evaluator/metrics.csv"
 BACKUP = "backup"
+# The refit's resume point, beside the first training's (`backup/chief`).
+REFIT_BACKUP = "backup/refit"
 # The first training's summary, once it has finished, so that an interrupted refit does not train it again.
 FIRST_TRAINING = "checkpoints/first_training.json"
 MODEL = "model.keras"

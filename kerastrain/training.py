@@ -126,7 +126,7 @@ def best_epoch_count(run):
     return int(history.loc[history["val_loss"].idxmin(), "epoch"])
 
 
-def refit(model, inputs, config, epochs):
+def refit(model, inputs, config, epochs, backup_dir=None):
     """Trains `model` for exactly `epochs` epochs on `inputs.train`, with no validation or checkpoints.
 
     The second training of `--refit`: a new model on the training and
@@ -134,26 +134,32 @@ def refit(model, inputs, config, epochs):
     best on the first.
 
     Args:
-        model: the compiled model, freshly built.
+        model: the compiled model, freshly built (or reinitialized).
         inputs: the `distribute.inputs.TrainingInputs` of the joined splits.
         config: the recipe's config.
         epochs: the number of epochs.
+        backup_dir: a folder for a backup after each epoch but the last, so
+            that rerunning an interrupted refit resumes at its last finished
+            epoch; `None` keeps no backup. Defaults to `None`.
 
     Returns:
         A dict with `epochs`, `train_examples` (one epoch's), `train_seconds`
-        and `examples_per_second`.
+        and `examples_per_second` (of the epochs this call trained).
     """
     throughput = callbacks_lib.EpochThroughput(inputs.examples_per_epoch)
+    callbacks = [throughput]
+    if backup_dir is not None and epochs > 1:  # one epoch has no resume point to keep
+        callbacks.append(callbacks_lib.BackupBeforeLastEpoch(backup_dir, epochs))
     verbose = prepare_to_fit(model, config)
     start = time.perf_counter()
-    model.fit(inputs.train, epochs=epochs, callbacks=[throughput], verbose=verbose, **inputs.fit_arguments)
+    model.fit(inputs.train, epochs=epochs, callbacks=callbacks, verbose=verbose, **inputs.fit_arguments)
     train_seconds = time.perf_counter() - start
     seconds = sum(throughput.epoch_seconds)
     return {
         "epochs": epochs,
         "train_examples": inputs.examples_per_epoch,
         "train_seconds": train_seconds,
-        "examples_per_second": inputs.examples_per_epoch * epochs / seconds if seconds else 0.0,
+        "examples_per_second": inputs.examples_per_epoch * len(throughput.epoch_seconds) / seconds if seconds else 0.0,
     }
 
 

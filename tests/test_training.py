@@ -81,3 +81,53 @@ def test_reinitialize_leaves_a_different_model_or_optimizer_untouched(float32_po
     for weight, kept in zip(model.get_weights(), before):
         np.testing.assert_array_equal(weight, kept)
     assert int(model.optimizer.iterations.numpy()) == steps > 0
+
+
+# training.refit's backup: an interrupted refit resumes at its last finished epoch.
+
+
+def toy_training_inputs():
+    from kerastrain.backend import tf
+    from kerastrain.distribute import inputs as inputs_lib
+
+    x, y = toy_data()
+    return inputs_lib.make_training_inputs(tf.distribute.get_strategy(), train=(x, y), validation=(x, y), batch_size=16)
+
+
+def test_an_interrupted_refit_resumes_at_its_last_finished_epoch(float32_policy, tmp_path, monkeypatch):
+    import pytest
+
+    from kerastrain import callbacks as callbacks_lib
+    from kerastrain.config import MLPConfig
+
+    inputs, config, backup = toy_training_inputs(), MLPConfig(verbose=0), tmp_path / "backup" / "refit"
+    save = callbacks_lib.BackupBeforeLastEpoch.on_epoch_end
+
+    def interrupted_after_the_second_epoch(self, epoch, logs=None):
+        save(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(callbacks_lib.BackupBeforeLastEpoch, "on_epoch_end", interrupted_after_the_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        training.refit(compiled_mlp("adam", seed=1), inputs, config, 4, backup_dir=str(backup))
+    assert any(backup.iterdir())
+    monkeypatch.undo()
+    rerun = compiled_mlp("adam", seed=1)
+    training.refit(rerun, inputs, config, 4, backup_dir=str(backup))
+    assert rerun.history.epoch == [2, 3]  # the epochs after the backup, and no more
+    assert int(rerun.optimizer.iterations.numpy()) == 4 * inputs.steps_per_epoch
+    assert not (backup / "chief").exists()  # deleted once the refit finished
+
+
+def test_the_refit_backs_up_after_every_epoch_but_the_last(float32_policy, tmp_path, monkeypatch):
+    from kerastrain.backend import keras
+    from kerastrain.config import MLPConfig
+
+    saved_after = []
+    monkeypatch.setattr(keras.callbacks.BackupAndRestore, "on_epoch_end", lambda self, epoch, logs=None: saved_after.append(epoch))
+    training.refit(compiled_mlp("adam", seed=1), toy_training_inputs(), MLPConfig(verbose=0), 3, backup_dir=str(tmp_path))
+    assert saved_after == [0, 1]
+    saved_after.clear()
+    training.refit(compiled_mlp("adam", seed=1), toy_training_inputs(), MLPConfig(verbose=0), 1, backup_dir=str(tmp_path))
+    assert saved_after == []
