@@ -295,11 +295,18 @@ class BackupBeforeLastEpoch(keras.callbacks.BackupAndRestore):
 
     def __init__(self, backup_dir, epochs):
         super().__init__(backup_dir)
+        self.backup_dir = backup_dir
         self.epochs = epochs
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 < self.epochs:
             super().on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        # BackupAndRestore deletes its backup and leaves the emptied folder behind.
+        if os.path.isdir(self.backup_dir) and not os.listdir(self.backup_dir):
+            os.rmdir(self.backup_dir)
 
 
 def standard_callbacks(

@@ -1,6 +1,5 @@
 """Steps that every recipe shares once its data and model are ready."""
 
-import os
 import platform
 import time
 
@@ -155,8 +154,6 @@ def refit(model, inputs, config, epochs, backup_dir=None):
     start = time.perf_counter()
     model.fit(inputs.train, epochs=epochs, callbacks=callbacks, verbose=verbose, **inputs.fit_arguments)
     train_seconds = time.perf_counter() - start
-    if backup_dir is not None and os.path.isdir(backup_dir) and not os.listdir(backup_dir):
-        os.rmdir(backup_dir)  # the callback deletes its backup and leaves the empty folder
     seconds = sum(throughput.epoch_seconds)
     return {
         "epochs": epochs,
