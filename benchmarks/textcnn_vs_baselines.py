@@ -30,6 +30,7 @@ Usage:
 
     python benchmarks/textcnn_vs_baselines.py ../shared/data/trec_questions.csv.gz
     python benchmarks/textcnn_vs_baselines.py DATA.csv --seeds 0 1 2 --epochs 10
+    python benchmarks/textcnn_vs_baselines.py DATA.csv --seeds 0 1 2 --repeats 3
     python benchmarks/textcnn_vs_baselines.py DATA.csv --accuracy-only --contenders recipe nb_lr nb_lr+val
     python benchmarks/textcnn_vs_baselines.py DATA.csv --recipe-flags --ngram-weighting idf
 
@@ -39,7 +40,10 @@ machine's load, throughput does, so a busy machine can still measure it.
 Throughput is training examples per second over the epochs (validation
 included, as `fit` runs it), measured alike for both networks: over all epochs
 (so the first epoch's graph tracing and XLA compilation count), and for the
-median epoch after the first, which is what a longer run sees.
+median epoch after the first, which is what a longer run sees. On a small
+shared machine two runs of the same code differ in speed by up to a fifth:
+`--repeats 3` runs every contender three times, in the opposite order each
+time, and reports the median repeat and each repeat's speed ratio.
 """
 
 import argparse
@@ -258,7 +262,13 @@ def run_contender(contender, data, seed, epochs, max_examples, recipe_flags=()):
 
 
 def summarize(results, data, seeds, accuracy_only=False):
-    """Prints the table of one dataset and returns its means per contender."""
+    """Prints the table of one dataset and returns its means per contender.
+
+    `results[contender]` holds one row per run, each with its `seed` and
+    `repeat`. Accuracy is the mean over seeds (and repeats); a time is the
+    mean over seeds within a repeat, and the table gives the median of those
+    over the repeats, as it gives the recipe's speed ratio to Keras 3.
+    """
     print(f"\n{os.path.basename(data)}: seeds {seeds}")
     header = f"| {'contender':<12} | {'test accuracy, mean ± sd':>24} | {'per seed':>21} |"
     if not accuracy_only:
@@ -266,19 +276,20 @@ def summarize(results, data, seeds, accuracy_only=False):
     print(header)
     print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
     means = {}
-    for contender in results:
-        rows = results[contender]
-        accuracies = [row["accuracy"] for row in rows]
-        spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+    for contender, rows in results.items():
+        per_seed = [statistics.mean(row["accuracy"] for row in rows if row["seed"] == seed) for seed in seeds]
+        spread = statistics.stdev(per_seed) if len(per_seed) > 1 else 0.0
+        per_repeat = {key: repeat_means(rows, key) for key in ("seconds", "examples_per_second", "steady_examples_per_second")}
         means[contender] = {
-            "accuracy": statistics.mean(accuracies),
-            "seconds": statistics.mean(row["seconds"] for row in rows),
-            "speed": statistics.mean(row["examples_per_second"] for row in rows),
-            "steady": statistics.mean(row["steady_examples_per_second"] for row in rows),
+            "accuracy": statistics.mean(per_seed),
+            "seconds": statistics.median(per_repeat["seconds"]),
+            "speed": statistics.median(per_repeat["examples_per_second"]),
+            "steady": statistics.median(per_repeat["steady_examples_per_second"]),
+            "per_repeat": per_repeat,
         }
         mean = means[contender]
-        per_seed = " ".join(f"{accuracy:.3f}" for accuracy in accuracies)
-        row = f"| {contender:<12} | {mean['accuracy']:>15.4f} ± {spread:.4f} | {per_seed:>21} |"
+        accuracies = " ".join(f"{accuracy:.3f}" for accuracy in per_seed)
+        row = f"| {contender:<12} | {mean['accuracy']:>15.4f} ± {spread:.4f} | {accuracies:>21} |"
         if not accuracy_only:
             row += f" {mean['seconds']:>7.1f} | {mean['speed']:>10.0f} | {mean['steady']:>13.0f} |"
         print(row)
@@ -290,13 +301,27 @@ def summarize(results, data, seeds, accuracy_only=False):
             if other != "recipe"
         ]
         if "keras3" in means and not accuracy_only:
-            keras3 = means["keras3"]
-            comparisons.append(
-                f"recipe / keras3 examples/s x{recipe['speed'] / keras3['speed']:.2f} overall, "
-                f"x{recipe['steady'] / keras3['steady']:.2f} after epoch 1"
-            )
+            comparisons.append("recipe / keras3 examples/s " + speed_ratios(recipe, means["keras3"]))
         print("; ".join(comparisons))
     return means
+
+
+def repeat_means(rows, key):
+    """The mean of `key` over the seeds of each repeat, in repeat order."""
+    repeats = sorted({row["repeat"] for row in rows})
+    return [statistics.mean(row[key] for row in rows if row["repeat"] == repeat) for repeat in repeats]
+
+
+def speed_ratios(recipe, keras3):
+    """`x1.76 overall, x2.14 after epoch 1`: medians of the per-repeat ratios, each repeat's listed when several."""
+    parts = []
+    for key, label in (("examples_per_second", "overall"), ("steady_examples_per_second", "after epoch 1")):
+        ratios = [mine / theirs for mine, theirs in zip(recipe["per_repeat"][key], keras3["per_repeat"][key])]
+        part = f"x{statistics.median(ratios):.2f} {label}"
+        if len(ratios) > 1:
+            part += " (repeats " + " ".join(f"x{ratio:.2f}" for ratio in ratios) + ")"
+        parts.append(part)
+    return ", ".join(parts)
 
 
 def main():
@@ -317,6 +342,10 @@ def main():
         "--recipe-flags", nargs=argparse.REMAINDER, default=[],
         help="Flags for the recipe contender, such as --ngram-weighting idf; put them last.",
     )  # fmt: skip
+    parser.add_argument(
+        "--repeats", type=int, default=1,
+        help="Run every contender this many times, in the opposite order each time; times are the median repeat.",
+    )  # fmt: skip
     parser.add_argument("--contender", choices=CONTENDERS, help="Run one contender on one seed (internal).")
     parser.add_argument("--json", help="Also write all results to this JSON file.")
     arguments = parser.parse_args()
@@ -330,19 +359,27 @@ def main():
         return
     print(provenance.line(), flush=True)
     results = {contender: [] for contender in arguments.contenders}
-    for seed in arguments.seeds:
-        for contender in arguments.contenders:
-            row = run_contender(
-                contender, arguments.data, seed, arguments.epochs, arguments.max_examples, arguments.recipe_flags
-            )
-            print(f"seed {seed} {contender:<12} accuracy {row['accuracy']:.4f} {row['seconds']:7.1f} s "
-                  f"{row['examples_per_second']:8.0f} examples/s {row['epochs']} epochs", flush=True)
-            results[contender].append(row)
+    for repeat in range(arguments.repeats):
+        # Alternating the order spreads a drift in the machine's speed over every contender alike.
+        order = arguments.contenders if repeat % 2 == 0 else arguments.contenders[::-1]
+        for seed in arguments.seeds:
+            for contender in order:
+                row = run_contender(
+                    contender, arguments.data, seed, arguments.epochs, arguments.max_examples, arguments.recipe_flags
+                )
+                row.update(seed=seed, repeat=repeat)
+                print(f"{'repeat ' + str(repeat) + ' ' if arguments.repeats > 1 else ''}seed {seed} {contender:<12} "
+                      f"accuracy {row['accuracy']:.4f} {row['seconds']:7.1f} s "
+                      f"{row['examples_per_second']:8.0f} examples/s {row['epochs']} epochs", flush=True)
+                results[contender].append(row)
     summarize(results, arguments.data, arguments.seeds, arguments.accuracy_only)
     if arguments.json:
         with open(arguments.json, "w") as file:
             json.dump(
-                {"data": arguments.data, "seeds": arguments.seeds, "results": results, "provenance": provenance.describe()},
+                {
+                    "data": arguments.data, "seeds": arguments.seeds, "repeats": arguments.repeats,
+                    "results": results, "provenance": provenance.describe(),
+                },  # fmt: skip
                 file,
                 indent=2,
             )
