@@ -101,6 +101,7 @@ def resolve(recipe_or_config, settings, find_recipe, recipe_for_config):
     except TypeError as error:
         raise UsageError(f"Cannot make a {recipe.config_class.__name__}: {error}") from None
     config.validate()
+    config.check_given_settings_apply(settings)
     return recipe, config
 
 

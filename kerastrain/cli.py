@@ -132,6 +132,8 @@ def parse_command(config_class, argv, prog, description):
     if max_trials is not None and not tune:
         raise UsageError("--max-trials only applies to --tune. Add --tune, or drop --max-trials.")
     if not tune:
+        # Under --tune a trial may change what a setting needs (another --optimizer, say).
+        config.check_given_settings_apply(values)
         return Command(config, debug)
     if importlib.util.find_spec("keras_tuner") is None:
         raise UsageError('--tune needs KerasTuner. Run: pip install "kerastrain[tune]" (or pip install keras-tuner).')

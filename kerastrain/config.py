@@ -244,6 +244,43 @@ class TrainingConfig:
                 f"Received: strategy={self.strategy}"
             )
 
+    def check_given_settings_apply(self, given):
+        """Refuses a setting that was set explicitly but that this config's other values leave unused.
+
+        A flag that silently does nothing (`--momentum` under Adam,
+        `--augment-rate` without `--augment`) is almost always a mistake in
+        the command, so it stops the run before anything is written.
+
+        Args:
+            given: the names of the settings that a preset, the flags or the
+                caller set explicitly.
+
+        Raises:
+            UsageError: naming the first such setting and what it needs.
+        """
+        for name, requirements in self.setting_requirements().items():
+            if name not in given:
+                continue
+            for needed, applies, needs in requirements:
+                if not applies(self):
+                    value = getattr(self, name)
+                    flag = ("--no-" if value is False else "--") + name.replace("_", "-")
+                    raise UsageError(
+                        f"{flag} only applies with {needs}. Received: {needed}={getattr(self, needed)!r}. "
+                        f"Drop {flag}, or pass {needs}."
+                    )
+
+    def setting_requirements(self):
+        """For each setting that only some configs use: `(needed setting, test of the config, what to pass)` tuples."""
+        return {
+            "momentum": [("optimizer", lambda c: c.optimizer in ("momentum", "nesterov"), "--optimizer momentum or nesterov")],
+            "decay_steps": [("schedule", lambda c: c.schedule != "constant", "a --schedule other than constant")],
+            "decay_rate": [
+                ("schedule", lambda c: c.schedule in ("exponential", "inverse_time", "step"),
+                 "--schedule exponential, inverse_time or step"),
+            ],  # fmt: skip
+        }
+
     def to_dict(self):
         return dataclasses.asdict(self)
 
@@ -376,6 +413,20 @@ class TextCNNConfig(TrainingConfig):
     )
 
 
+    def setting_requirements(self):
+        has_branch = ("ngram_features", lambda c: c.ngram_features > 0, "--ngram-features above 0")
+        requirements = super().setting_requirements()
+        requirements.update(
+            {name: [has_branch] for name in ("ngram_max", "ngram_weighting", "ngram_example_dropout")},
+            ngram_start=[has_branch, ("ngram_weighting", lambda c: c.ngram_weighting == "nb", "--ngram-weighting nb")],
+            ngram_embedding_dim=[
+                has_branch, ("ngram_weighting", lambda c: c.ngram_weighting == "idf", "--ngram-weighting idf"),
+            ],  # fmt: skip
+            embeddings_trainable=[("embeddings", lambda c: bool(c.embeddings), "--embeddings PATH")],
+            augment_rate=[("augment", lambda c: c.augment, "--augment")],
+        )
+        return requirements
+
 @dataclasses.dataclass
 class MLPConfig(TrainingConfig):
     """A multilayer perceptron on numeric feature columns or on text features."""
@@ -427,6 +478,11 @@ class MLPConfig(TrainingConfig):
         maximum=8,
         group="training",
     )
+
+    def setting_requirements(self):
+        requirements = super().setting_requirements()
+        requirements["augment_shift"] = [("augment", lambda c: c.augment, "--augment")]
+        return requirements
 
 
 def check_value(item, value):

@@ -32,6 +32,7 @@ def test_import_kerastrain_is_light():
         ({"optimizer": "adamw"}, "--optimizer to be one of"),
         ({"epoch": 2}, "'epoch' is not a setting of the textcnn recipe"),
         ({"output_dir": ""}, "output_dir is empty"),
+        ({"ngram_weighting": "idf", "ngram_start": "naive_bayes"}, "--ngram-start only applies with --ngram-weighting nb"),
     ],
 )
 def test_bad_settings_raise_usage_error_and_write_nothing(tmp_path, monkeypatch, settings, message):

@@ -146,6 +146,79 @@ def test_one_cpu_device_is_accepted_without_mirrored():
     assert parse(["--cpu-devices", "1"]).cpu_devices == 1
 
 
+@pytest.mark.parametrize(
+    "config_class, argv, fragments",
+    [
+        (TextCNNConfig, ["--momentum", "0.5"], ["--momentum only applies with --optimizer momentum or nesterov", "optimizer='adam'"]),
+        (TextCNNConfig, ["--decay-steps", "10"], ["--decay-steps", "schedule='constant'"]),
+        (MLPConfig, ["--decay-rate", "0.3"], ["--decay-rate", "--schedule exponential, inverse_time or step", "schedule='cosine'"]),
+        (TextCNNConfig, ["--ngram-weighting", "idf", "--ngram-start", "naive_bayes"], ["--ngram-start", "--ngram-weighting nb", "ngram_weighting='idf'"]),
+        (TextCNNConfig, ["--ngram-embedding-dim", "8"], ["--ngram-embedding-dim", "--ngram-weighting idf"]),
+        (TextCNNConfig, ["--ngram-features", "0", "--ngram-max", "3"], ["--ngram-max", "--ngram-features above 0", "ngram_features=0"]),
+        (TextCNNConfig, ["--ngram-features", "0", "--ngram-start", "naive_bayes"], ["--ngram-start", "--ngram-features above 0"]),
+        (TextCNNConfig, ["--no-embeddings-trainable"], ["--no-embeddings-trainable only applies with --embeddings PATH"]),
+        (TextCNNConfig, ["--augment-rate", "0.2"], ["--augment-rate only applies with --augment", "augment=False"]),
+        (MLPConfig, ["--no-augment", "--augment-shift", "2"], ["--augment-shift only applies with --augment"]),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) and value[0].startswith("--") else None,
+)
+def test_a_setting_that_would_do_nothing_is_refused_with_what_it_needs(config_class, argv, fragments):
+    with pytest.raises(UsageError) as excinfo:
+        parse(argv, config_class)
+    assert_usage_error_names(excinfo, *fragments, "Drop ")
+
+
+@pytest.mark.parametrize(
+    "config_class, argv",
+    [
+        (TextCNNConfig, ["--optimizer", "nesterov", "--momentum", "0.5"]),
+        (TextCNNConfig, ["--schedule", "exponential", "--decay-steps", "10", "--decay-rate", "0.3"]),
+        (MLPConfig, ["--decay-steps", "100"]),
+        (TextCNNConfig, ["--ngram-weighting", "idf", "--ngram-embedding-dim", "8"]),
+        (TextCNNConfig, ["--ngram-start", "naive_bayes", "--ngram-max", "3"]),
+        (TextCNNConfig, ["--embeddings", "vectors.vec", "--no-embeddings-trainable"]),
+        (TextCNNConfig, ["--augment", "--augment-rate", "0.2"]),
+        (MLPConfig, ["--augment-shift", "2"]),
+        (TextCNNConfig, ["--ngram-features", "0"]),
+    ],
+)
+def test_a_setting_with_what_it_needs_is_accepted(config_class, argv):
+    parse(argv, config_class)
+
+
+def test_a_preset_setting_that_would_do_nothing_is_refused(tmp_path):
+    path = write_preset(tmp_path, 'recipe = "textcnn"\naugment_rate = 0.2\n')
+    with pytest.raises(UsageError) as excinfo:
+        parse(["--config", path])
+    assert_usage_error_names(excinfo, "--augment-rate only applies with --augment")
+    assert parse(["--config", path, "--augment"]).augment_rate == 0.2
+
+
+def test_the_limits_table_of_the_docs_is_every_field_s_limits():
+    """docs/bad-input.md lists each numeric setting's smallest and largest value and its recipes."""
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "bad-input.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        match = re.match(r"\| `--([a-z0-9-]+)`(?: \(each\))? \| ([^|]+) \| ([^|]+) \| (\w+) \|$", line)
+        if match:
+            flag, smallest, largest, recipes = match.groups()
+            number = lambda text: eval(text.replace(",", ""), {"__builtins__": {}})  # "2**31 - 1", "1,000"
+            rows[flag.replace("-", "_")] = (number(smallest), number(largest), recipes)
+    documented = {}
+    for recipe, config_class in CONFIG_CLASSES.items():
+        for item in dataclasses.fields(config_class):
+            limits = (item.metadata.get("minimum"), item.metadata.get("maximum"))
+            if limits != (None, None):
+                documented.setdefault(item.name, (limits, set()))[1].add(recipe)
+    assert set(rows) == set(documented)
+    for name, (limits, recipes) in documented.items():
+        smallest, largest, recipe_column = rows[name]
+        assert (smallest, largest) == limits, name
+        assert recipe_column == ("both" if len(recipes) == 2 else recipes.pop()), name
+
+
 def test_fractions_just_below_the_limit_are_accepted():
     config = parse(["--validation-fraction", "0.4", "--test-fraction", "0.45"])
     assert config.validation_fraction + config.test_fraction < 0.9
