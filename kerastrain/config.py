@@ -273,7 +273,9 @@ class TrainingConfig:
     def setting_requirements(self):
         """For each setting that only some configs use: `(needed setting, test of the config, what to pass)` tuples."""
         return {
-            "momentum": [("optimizer", lambda c: c.optimizer in ("momentum", "nesterov"), "--optimizer momentum or nesterov")],
+            "momentum": [
+                ("optimizer", lambda c: c.optimizer in ("momentum", "nesterov"), "--optimizer momentum or nesterov"),
+            ],
             "decay_steps": [("schedule", lambda c: c.schedule != "constant", "a --schedule other than constant")],
             "decay_rate": [
                 ("schedule", lambda c: c.schedule in ("exponential", "inverse_time", "step"),
@@ -412,7 +414,6 @@ class TextCNNConfig(TrainingConfig):
         group="model",
     )
 
-
     def setting_requirements(self):
         has_branch = ("ngram_features", lambda c: c.ngram_features > 0, "--ngram-features above 0")
         requirements = super().setting_requirements()
@@ -426,6 +427,7 @@ class TextCNNConfig(TrainingConfig):
             augment_rate=[("augment", lambda c: c.augment, "--augment")],
         )
         return requirements
+
 
 @dataclasses.dataclass
 class MLPConfig(TrainingConfig):
