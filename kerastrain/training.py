@@ -3,7 +3,7 @@
 import platform
 import time
 
-from kerastrain import accumulation, evaluation, run_folder
+from kerastrain import accumulation, evaluation, run_folder, step_functions
 from kerastrain import callbacks as callbacks_lib
 from kerastrain.backend import keras, tf
 from kerastrain.distribute import cluster, faults, strategies, worker_steps
@@ -47,6 +47,9 @@ def describe_devices(environment):
 def compile_classifier(model, optimizer, steps_per_execution=1, jit_compile=False, evaluation_shards=0):
     """Compiles a softmax classifier on integer labels, with accuracy.
 
+    Its `fit` and `evaluate` trace the training and test steps once (see
+    `step_functions`).
+
     Args:
         model: the model, built in the strategy's scope.
         optimizer: a tf-keras optimizer or its name.
@@ -56,6 +59,9 @@ def compile_classifier(model, optimizer, steps_per_execution=1, jit_compile=Fals
         evaluation_shards: under `ParameterServerStrategy`, the shards of
             exact evaluation (`tf_data.TrainingInputs.evaluation_shards`).
             Defaults to `0` (other strategies).
+
+    Returns:
+        `model`.
     """
     model.compile(
         optimizer=optimizer,
@@ -65,7 +71,7 @@ def compile_classifier(model, optimizer, steps_per_execution=1, jit_compile=Fals
         jit_compile=jit_compile,
         pss_evaluation_shards=evaluation_shards,
     )
-    return model
+    return step_functions.trace_steps_once(model)
 
 
 def fit(model, run, inputs, config, epoch_checkpoints=False):
@@ -234,11 +240,14 @@ def compile_only_training_step(model):
     for their last, partial batch, cost more than it saved (see the design
     notes in the docs). tf-keras has one flag for all three
     functions, so the training function is built with it on, then it is
-    switched off before the others are built. The private attribute is set
-    directly because the public setter discards the built training function.
+    switched off before the others are built. This needs a training function
+    that takes the flag when it is built (`step_functions`); tf-keras's own
+    reads it when first traced, so under one of those the flag stays on, for
+    all three. The private attribute is set directly because the public setter
+    discards the built training function.
     """
-    model.make_train_function()
-    model._jit_compile = False
+    if step_functions.decides_xla_when_built(model.make_train_function()):
+        model._jit_compile = False
 
 
 def evaluate_and_save(

@@ -218,7 +218,7 @@ def test_a_recipe_trains_end_to_end_with_checkpointing_as_without_it(tmp_path, d
     for checkpointing in (False, True):
         config = config_lib.resolve(config_lib.MLPConfig, overrides={
             "data": str(digits_csv), "epochs": 2, "hidden_units": (32, 16), "dropout": 0.0,
-            "batch_normalization": True, "gradient_checkpointing": checkpointing, "verbose": 0,
+            "batch_normalization": True, "gradient_checkpointing": checkpointing, "jit_compile": True, "verbose": 0,
             "output_dir": str(tmp_path / f"checkpointing_{checkpointing}"),
         })  # fmt: skip
         runs[checkpointing] = pipeline.train(mlp.RECIPE, config)

@@ -1,20 +1,26 @@
-"""Benchmark: test accuracy of a recipe with and without `--augment`, over seeds and datasets.
+"""Benchmark: test accuracy and training time of a recipe under variants of its flags, over seeds and datasets.
 
 Each variant is a set of extra recipe flags (the first, by default, none); every
 run trains the recipe from scratch in its own process on the same seeded split,
-in float32, and the script prints one table per dataset with each variant's
-mean, spread and per-seed test accuracy, and its difference from the first
-variant on the same seeds. Only accuracy is compared; it reports no speed.
+in float32. On each seed the variants run in turn, in the opposite order on the
+next seed, so that a slower or faster spell of the machine falls on all of them.
+The script prints one table per dataset with each variant's mean, spread and
+per-seed test accuracy, its difference from the first variant on the same
+seeds, and its times: the first epoch (tracing and any XLA compilation
+included), the median later epoch, and the whole training (`train_seconds`,
+the refit's included).
 
 Usage:
 
-    python benchmarks/augmentation_effect.py textcnn ../shared/data/trec_questions.csv.gz \\
+    python benchmarks/flag_effect.py textcnn ../shared/data/trec_questions.csv.gz \\
         ../shared/data/amazon_review_snippets.csv.gz --variant="--no-augment" --variant="--augment"
-    python benchmarks/augmentation_effect.py mlp digits /tmp/letters28.csv.gz \\
+    python benchmarks/flag_effect.py mlp digits /tmp/letters28.csv.gz \\
         --variant="--no-augment" --variant="--augment" --variant="--augment --augment-shift 1"
+    python benchmarks/flag_effect.py mlp digits --variant="--no-jit-compile" --variant="--jit-compile"
 """
 
 import argparse
+import csv
 import json
 import os
 import shlex
@@ -24,6 +30,9 @@ import sys
 import tempfile
 
 import provenance
+
+# Each variant's times in its table are the median over seeds.
+TIMES = ("first_epoch_seconds", "later_epoch_seconds", "train_seconds")
 
 
 def run_once(recipe, data, seed, flags):
@@ -40,7 +49,16 @@ def run_once(recipe, data, seed, flags):
             raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
         with open(os.path.join(folder, "run", "metrics.json")) as file:
             metrics = json.load(file)
-    return {"accuracy": metrics["test"]["accuracy"], "epochs": metrics["epochs"]}
+        with open(os.path.join(folder, "run", "history.csv")) as file:
+            epoch_seconds = [float(row["epoch_seconds"]) for row in csv.DictReader(file)]
+    refit_seconds = metrics.get("refit", {}).get("train_seconds", 0.0)
+    return {
+        "accuracy": metrics["test"]["accuracy"],
+        "epochs": metrics["epochs"],
+        "first_epoch_seconds": epoch_seconds[0],
+        "later_epoch_seconds": statistics.median(epoch_seconds[1:] or epoch_seconds),
+        "train_seconds": metrics["train_seconds"] + refit_seconds,
+    }
 
 
 def main():
@@ -62,18 +80,22 @@ def main():
     print(provenance.line(), flush=True)
     results = {}
     for data in arguments.data:
-        for variant in arguments.variants:
-            for seed in arguments.seeds:
+        results[data] = {variant: [] for variant in arguments.variants}
+        for index, seed in enumerate(arguments.seeds):
+            for variant in arguments.variants[:: 1 if index % 2 == 0 else -1]:
                 row = run_once(arguments.recipe, data, seed, f"{arguments.flags} {variant}")
-                results.setdefault(data, {}).setdefault(variant, []).append(row)
+                results[data][variant].append(row)
                 print(f"{os.path.basename(data)} seed {seed} [{variant}] accuracy {row['accuracy']:.4f} "
-                      f"{row['epochs']} epochs", flush=True)  # fmt: skip
+                      f"{row['epochs']} epochs, first epoch {row['first_epoch_seconds']:.2f} s, later epochs "
+                      f"{row['later_epoch_seconds']:.2f} s, training {row['train_seconds']:.1f} s", flush=True)  # fmt: skip
     if arguments.flags:
         print(f"\ncommon flags: {arguments.flags}")
     for data, variants in results.items():
         print(f"\n{os.path.basename(data)} ({arguments.recipe}): seeds {arguments.seeds}")
-        print("| variant | test accuracy, mean ± sd | per seed | vs first, mean | epochs |")
-        print("|---------|--------------------------|----------|----------------|--------|")
+        print("| variant | test accuracy, mean ± sd | per seed | vs first, mean | epochs "
+              "| first epoch s | later epoch s | training s |")
+        print("|---------|--------------------------|----------|----------------|--------"
+              "|---------------|---------------|------------|")  # fmt: skip
         first = [row["accuracy"] for row in next(iter(variants.values()))]
         for variant, rows in variants.items():
             accuracies = [row["accuracy"] for row in rows]
@@ -81,8 +103,10 @@ def main():
             difference = statistics.mean(accuracies) - statistics.mean(first)
             per_seed = " ".join(f"{accuracy:.4f}" for accuracy in accuracies)
             epochs = " ".join(str(row["epochs"]) for row in rows)
+            seconds = {key: statistics.median(row[key] for row in rows) for key in TIMES}
             print(f"| `{variant}` | {statistics.mean(accuracies):.4f} ± {spread:.4f} | {per_seed} | "
-                  f"{difference:+.4f} | {epochs} |")  # fmt: skip
+                  f"{difference:+.4f} | {epochs} | {seconds['first_epoch_seconds']:.2f} | "
+                  f"{seconds['later_epoch_seconds']:.2f} | {seconds['train_seconds']:.1f} |")  # fmt: skip
     if arguments.json:
         with open(arguments.json, "w") as file:
             json.dump({"recipe": arguments.recipe, "seeds": arguments.seeds, "flags": arguments.flags,
