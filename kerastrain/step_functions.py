@@ -59,7 +59,7 @@ def make_train_function(model, force=False):
         steps_then_metrics(model, model.train_step, model._train_counter), reduce_retracing=True
     )
     train_function.xla_decided_when_built = True
-    # tf-keras keeps the traced function here too; the worker step count reads it.
+    # Where tf-keras keeps its traced training function too.
     model.train_tf_function = train_function
     model.train_function = train_function
     return train_function
