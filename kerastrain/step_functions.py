@@ -55,14 +55,9 @@ def make_train_function(model, force=False):
         return model.train_function
     if not runs_steps_in_graph(model) or type(model).train_step not in METRICS_RESULT_TRAIN_STEPS:
         return type(model).make_train_function(model, force=force)
-    train_function = tf.function(
-        steps_then_metrics(model, model.train_step, model._train_counter), reduce_retracing=True
-    )
-    train_function.xla_decided_when_built = True
-    # Where tf-keras keeps its traced training function too.
-    model.train_tf_function = train_function
-    model.train_function = train_function
-    return train_function
+    # tf-keras keeps its traced training function in `train_tf_function` too.
+    model.train_function = model.train_tf_function = traced_once(model, model.train_step, model._train_counter)
+    return model.train_function
 
 
 def make_test_function(model, force=False):
@@ -71,10 +66,15 @@ def make_test_function(model, force=False):
         return model.test_function
     if not runs_steps_in_graph(model) or type(model).test_step not in METRICS_RESULT_TEST_STEPS:
         return type(model).make_test_function(model, force=force)
-    test_function = tf.function(steps_then_metrics(model, model.test_step, model._test_counter), reduce_retracing=True)
-    test_function.xla_decided_when_built = True
-    model.test_function = test_function
-    return test_function
+    model.test_function = traced_once(model, model.test_step, model._test_counter)
+    return model.test_function
+
+
+def traced_once(model, step, counter):
+    """The `tf.function` of `steps_then_metrics`, marked as deciding XLA when built."""
+    function = tf.function(steps_then_metrics(model, step, counter), reduce_retracing=True)
+    function.xla_decided_when_built = True
+    return function
 
 
 def decides_xla_when_built(function):
@@ -95,7 +95,7 @@ def runs_steps_in_graph(model):
 
 
 def steps_then_metrics(model, step, counter):
-    """A function of a data iterator that runs `step` `steps_per_execution` times (one or more), then returns the metrics.
+    """A function of a data iterator that runs `step` `steps_per_execution` times, then returns the metrics.
 
     Each step runs as tf-keras runs it: on the next batch, under the model's
     strategy, XLA-compiled when the model is, and counted in `counter` once it

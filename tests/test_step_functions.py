@@ -87,7 +87,8 @@ def test_fit_trains_and_logs_exactly_as_with_tf_keras_functions(float32_policy, 
             x, y, validation_data=(x, y), epochs=2, batch_size=8, shuffle=False, callbacks=[batch_logs], verbose=0
         )
         runs[once] = (model.get_weights(), history.history, batch_logs.logs, int(model.optimizer.iterations.numpy()))
-    (weights, history, logs, updates), (tf_keras_weights, tf_keras_history, tf_keras_logs, tf_keras_updates) = runs[True], runs[False]
+    weights, history, logs, updates = runs[True]
+    tf_keras_weights, tf_keras_history, tf_keras_logs, tf_keras_updates = runs[False]
     assert updates == tf_keras_updates == 16
     for weight, tf_keras_weight in zip(weights, tf_keras_weights):
         np.testing.assert_allclose(weight, tf_keras_weight, rtol=1e-6, atol=1e-7)
