@@ -84,10 +84,9 @@ def decides_xla_when_built(function):
 
 def runs_steps_in_graph(model):
     """Whether tf-keras would run `model`'s steps in a traced function of its own (not eagerly, not scheduled)."""
-    # `fit` makes the coordinator of a parameter-server strategy only when it starts.
+    # Asked of the strategy: `fit` makes a parameter-server strategy's coordinator only when it starts.
     return (
         not model.run_eagerly
-        and model._cluster_coordinator is None
         and not model.distribute_strategy._should_use_with_coordinator
         and model._steps_per_execution is not None
         and not model.autotune_steps_per_execution
