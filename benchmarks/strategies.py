@@ -81,8 +81,9 @@ def main():
             print(f"{name}: {json.dumps(results[name])}", flush=True)
     reference = results.get("default")
     print(f"\n{os.path.basename(arguments.data)}, {arguments.epochs} epochs")
+    width = max(len(name) for name in results)
     header = (
-        f"| {'setup':<27} | {'test accuracy':>13} | {'train s':>7} | {'examples/s':>10} "
+        f"| {'setup':<{width}} | {'test accuracy':>13} | {'train s':>7} | {'examples/s':>10} "
         f"| {'after epoch 1':>13} | {'vs default':>10} |"
     )
     print(header)
@@ -90,7 +91,7 @@ def main():
     for name, row in results.items():
         ratio = row["steady_examples_per_second"] / reference["steady_examples_per_second"] if reference else float("nan")
         print(
-            f"| {name:<27} | {row['accuracy']:>13.4f} | {row['seconds']:>7.1f} | {row['examples_per_second']:>10.0f} "
+            f"| {name:<{width}} | {row['accuracy']:>13.4f} | {row['seconds']:>7.1f} | {row['examples_per_second']:>10.0f} "
             f"| {row['steady_examples_per_second']:>13.0f} | {ratio:>9.2f}x |"
         )
     if arguments.json:
