@@ -24,8 +24,15 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 
 def parse_comma_integers(text):
+    parts = text.split(",")
+    if parts and not parts[-1].strip():
+        parts = parts[:-1]  # a trailing comma, as a loop that joins values leaves
+    if not all(part.strip() for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected integers separated by commas, like 3,4,5; received {text!r}, which has an empty part"
+        )
     try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
+        return tuple(int(part) for part in parts)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected integers separated by commas, like 3,4,5; received {text!r}"
@@ -126,6 +133,10 @@ def parse_command(config_class, argv, prog, description):
             "kerastrain name the run folder."
         )
     values, tune_table = config_lib.read_preset(preset, config_class) if preset is not None else ({}, None)
+    if preset is not None:
+        config_lib.check_preset_values(config_class, preset, values, overridden=arguments)
+    # Checked without --tune too: a key written below the [tune] table by mistake belongs to it.
+    space = search_space_lib.parse_search_space(tune_table, config_class, preset) if tune_table is not None else None
     values.update(arguments)
     config = config_class(**values)
     config.validate()
@@ -143,7 +154,6 @@ def parse_command(config_class, argv, prog, description):
             f"--tune needs a preset with a [tune] table of the search space. Pass --config {example}, "
             "or add such a table to your preset."
         )
-    space = search_space_lib.parse_search_space(tune_table, config_class, preset)
     if max_trials is not None:
         if max_trials < 1:
             raise UsageError(f"Expected --max-trials >= 1. Received: max_trials={max_trials}")

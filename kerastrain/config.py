@@ -8,6 +8,7 @@ library is the resolved dataclass.
 This module imports neither TensorFlow nor pandas, so `--help` stays instant.
 """
 
+import codecs
 import dataclasses
 import importlib.util
 import json
@@ -219,7 +220,11 @@ class TrainingConfig:
             UsageError: naming the first value out of range and what was expected.
         """
         for item in dataclasses.fields(self):
-            check_value(item, getattr(self, item.name))
+            value = getattr(self, item.name)
+            check_value(item, value)
+            if field_type(item) is float and isinstance(value, int):
+                # A preset's `learning_rate = 1` is a TOML integer; TensorFlow needs the float.
+                setattr(self, item.name, float(value))
         if self.validation_fraction + self.test_fraction >= 0.9:
             raise UsageError(
                 "Expected --validation-fraction + --test-fraction below 0.9. Received: "
@@ -429,6 +434,16 @@ class TextCNNConfig(TrainingConfig):
         )
         return requirements
 
+    def validate(self):
+        super().validate()
+        if len(set(self.kernel_sizes)) != len(self.kernel_sizes):
+            # One convolution per width: a repeated width would be a second,
+            # identically shaped branch (and a clash of layer names).
+            raise UsageError(
+                "Expected --kernel-sizes to be distinct widths, like 3,4,5; raise --filters for more "
+                f"filters of one width. Received: kernel_sizes={','.join(map(str, self.kernel_sizes))}"
+            )
+
 
 @dataclasses.dataclass
 class MLPConfig(TrainingConfig):
@@ -637,7 +652,9 @@ def read_preset(path, config_class):
     file_path = find_preset(path)
     try:
         with open(file_path, "rb") as file:
-            values = tomllib.load(file)
+            content = file.read()
+        # Windows editors may start a UTF-8 file with a byte-order mark, which TOML does not allow.
+        values = tomllib.loads(content.removeprefix(codecs.BOM_UTF8).decode("utf-8"))
     except PermissionError:
         raise UsageError(f"--config {path} cannot be read (permission denied). Make it readable.") from None
     except OSError as error:
@@ -650,6 +667,11 @@ def read_preset(path, config_class):
         raise UsageError(f"--config {path} has a number too long to read. Fix the value in the file.") from None
     recipe = values.pop("recipe", None)
     expected_recipe = config_class.__name__.removesuffix("Config").lower()
+    recipes = [known.__name__.removesuffix("Config").lower() for known in (TextCNNConfig, MLPConfig)]
+    if recipe is not None and recipe not in recipes:
+        raise UsageError(
+            f"--config {path}: expected recipe to be one of {', '.join(recipes)}. Received: recipe={recipe!r}"
+        )
     if recipe is not None and recipe != expected_recipe:
         raise UsageError(
             f"--config {path} is a preset for the {recipe} recipe, not {expected_recipe}. "
@@ -677,11 +699,36 @@ def read_preset(path, config_class):
     return values, tune
 
 
+def check_preset_values(config_class, path, values, overridden=()):
+    """Checks each value a preset gives against its field, naming the preset.
+
+    Args:
+        config_class: the recipe's config dataclass.
+        path: the preset, as `--config` gave it.
+        values: its field values, as `read_preset` returns them.
+        overridden: the names of fields that flags or keywords set, whose
+            preset values are never used (they are not checked). Defaults to
+            `()`.
+
+    Raises:
+        UsageError: `--config PATH: ` and what `check_value` says.
+    """
+    fields = {item.name: item for item in dataclasses.fields(config_class)}
+    for name, value in values.items():
+        if name in overridden:
+            continue
+        try:
+            check_value(fields[name], value)
+        except UsageError as error:
+            raise UsageError(f"--config {path}: {error}") from None
+
+
 def load_preset(path, config_class):
     """Reads a TOML preset into a dict of field values.
 
-    A `[tune]` table in the preset is left out: a plain run trains the preset's
-    base values (see `read_preset`).
+    A `[tune]` table in the preset is checked, as `--tune` would check it (a
+    key written below the table by mistake belongs to it), and left out: a
+    plain run trains the preset's base values (see `read_preset`).
 
     Args:
         path: path of the `.toml` file.
@@ -691,9 +738,14 @@ def load_preset(path, config_class):
         A dict of the preset's field values.
 
     Raises:
-        UsageError: as `read_preset` does.
+        UsageError: as `read_preset` and `search_space.parse_search_space` do.
     """
-    return read_preset(path, config_class)[0]
+    values, tune = read_preset(path, config_class)
+    if tune is not None:
+        from kerastrain.search import search_space
+
+        search_space.parse_search_space(tune, config_class, str(path))
+    return values
 
 
 def resolve(config_class, preset_path=None, overrides=None):
@@ -714,6 +766,8 @@ def resolve(config_class, preset_path=None, overrides=None):
     ```
     """
     values = load_preset(preset_path, config_class) if preset_path else {}
+    if preset_path:
+        check_preset_values(config_class, preset_path, values, overridden=overrides or {})
     values.update(overrides or {})
     config = config_class(**values)
     config.validate()

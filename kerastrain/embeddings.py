@@ -165,12 +165,18 @@ def load_embedding_matrix(path, vocabulary, dimension, seed=0, match_lowercase=F
                 if row is None:
                     continue
                 try:
-                    matrix[row] = np.asarray(values.split(" "), dtype=np.float32)
+                    with np.errstate(over="ignore"):  # beyond float32's range: refused below, as inf
+                        matrix[row] = np.asarray(values.split(" "), dtype=np.float32)
                 except ValueError:
                     raise UsageError(
                         f"{flag}: line {line_number} has a value that is not a number. "
                         "Fix or remove that line."
                     ) from None
+                if not np.isfinite(matrix[row]).all():
+                    raise UsageError(
+                        f"{flag}: line {line_number} has a value that is not a finite float32 number "
+                        "(nan, inf, or beyond 3.4e38). Fix or remove that line."
+                    )
                 found[row] = True
                 matched_by_lowercase[row] = by_lowercase
     except UnicodeDecodeError:

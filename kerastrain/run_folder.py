@@ -137,6 +137,8 @@ def open_finished_run(path):
         UsageError: if `path` is not a folder or its run has not finished
             (there is no `metrics.json`).
     """
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{path} is a file, not a run folder. Pass the --output-dir of a finished kerastrain run.")
     if not os.path.isdir(path):
         raise UsageError(
             f"run folder {path} does not exist. Pass the --output-dir of a finished kerastrain run."
@@ -185,6 +187,12 @@ class RunFolder:
         """
         if os.path.isfile(self.path):
             raise UsageError(f"--output-dir {self.path} is a file. Pass a folder path.")
+        enclosing = enclosing_run_folder(self.path)
+        if enclosing is not None:
+            raise UsageError(
+                f"--output-dir {self.path} is inside the run folder {enclosing}, whose files it would mix with. "
+                "Pass a folder outside it."
+            )
         stored = self.stored_config()
         if stored is None:
             if os.path.isdir(self.path) and set(os.listdir(self.path)) - {TUNING}:
@@ -265,11 +273,14 @@ class RunFolder:
             return None
         try:
             with open(self.file(CONFIG)) as file:
-                return json.load(file)
+                stored = json.load(file)
         except (OSError, ValueError):
+            stored = None
+        if not isinstance(stored, dict):
             raise UsageError(
                 f"--output-dir {self.path} has an unreadable {CONFIG}. Pass another folder."
             ) from None
+        return stored
 
     def create(self, recipe_name, config, environment, data_record, preprocessor, class_names):
         """Creates the folder and writes what a run starts with, once.
@@ -349,8 +360,30 @@ class RunFolder:
         self.write_text(name, json.dumps(value, indent=2, sort_keys=False) + "\n")
 
     def read_json(self, name):
-        with open(self.file(name)) as file:
-            return json.load(file)
+        """One of the run's JSON files: a list for `classes.json`, an object for the others.
+
+        Raises:
+            FileNotFoundError: if the file is missing.
+            UsageError: if it is damaged: not UTF-8 JSON, or not of that shape.
+        """
+        with open(self.file(name), "rb") as file:
+            content = file.read()
+        try:
+            value = json.loads(content)
+        except ValueError as error:  # UnicodeDecodeError is one too
+            raise self.damaged(name, error) from None
+        expected = list if name == CLASSES else dict
+        if not isinstance(value, expected):
+            shape = "a list" if expected is list else "an object"
+            raise self.damaged(name, f"a JSON {type(value).__name__}, not {shape}")
+        return value
+
+    def damaged(self, name, reason):
+        """The `UsageError` for a run file that cannot be read."""
+        reason = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+        return UsageError(
+            f"{self.file(name)} is damaged ({reason}). Train the run again, or pass another run folder."
+        )
 
     def save_figure(self, name, figure):
         temporary = self.file(name + ".tmp.png")
@@ -381,9 +414,31 @@ class RunFolder:
             table = pd.read_csv(self.file(name))
         except (FileNotFoundError, pd.errors.EmptyDataError):  # Not written, or killed before its first line.
             return pd.DataFrame({key: [] for key in keys})
+        except (UnicodeDecodeError, pd.errors.ParserError) as error:
+            raise self.damaged(name, error) from None
+        missing = [key for key in keys if key not in table]
+        if missing:
+            raise self.damaged(name, f"no {missing[0]!r} column")
         if "epoch" in table and len(table) and table["epoch"].min() == 0:
             table["epoch"] = table["epoch"] + 1
         return table.drop_duplicates(keys, keep="last").sort_values(keys).reset_index(drop=True)
+
+
+def enclosing_run_folder(path):
+    """The nearest folder above `path` that holds a kerastrain run's `config.json`, or `None`."""
+    folder = os.path.abspath(path)
+    while True:
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+        try:
+            with open(os.path.join(folder, CONFIG)) as file:
+                stored = json.load(file)
+        except (OSError, ValueError):
+            continue
+        if isinstance(stored, dict) and isinstance(stored.get("config"), dict):
+            return folder
 
 
 def file_digest(path):

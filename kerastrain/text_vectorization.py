@@ -152,7 +152,10 @@ class TextVectorizer(base.TransformerMixin, base.BaseEstimator):
             document_frequencies.update(distinct)
             lengths.append(len(distinct) if self.binary else len(tokens))
         if not frequencies:
-            raise UsageError("Cannot build a vocabulary: the training texts contain no words.")
+            raise UsageError(
+                "Cannot build a vocabulary: the training texts contain no words (only punctuation, symbols "
+                "or emoji). Pass the column of texts with --text-column, or data whose texts have words."
+            )
         # Most frequent first; ties in alphabetical order so fitting is deterministic.
         ranked = sorted(frequencies.items(), key=lambda item: (-item[1], item[0]))
         kept = ranked[: max(self.max_tokens - 2, 1)]

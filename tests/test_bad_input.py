@@ -92,15 +92,25 @@ def workspace(tmp_path_factory):
         "big_seed.toml": f"seed = {2**32}\n",
         "empty_output.toml": 'output_dir = ""\n',
         "huge_integer.toml": f"epochs = {'9' * 5000}\n",
+        "tune_key_in_plain_run.toml": "epochs = 1\n[tune]\nbogus = [1, 2]\n",
+        "fixed_value_below_tune.toml": "[tune]\ndropout = [0.1, 0.2]\nepochs = 1\n",
+        "wrong_type.toml": 'epochs = "one"\n',
+        "recipe_number.toml": "recipe = 5\n",
     }.items():
         (folder / name).write_text(text)
     (folder / "latin1.toml").write_bytes("# préréglage\nepochs = 2\n".encode("latin-1"))
+    (folder / "utf32.csv").write_bytes("text,label\nhello,ham\n".encode("utf-32"))
+    (folder / "utf16_tf_config.json").write_bytes(b"\xff\xfe{\xff")
     (folder / "notes.txt").write_text("a regular file that no output may be put under")
     texts = TextFeatures({"tokens": TextVectorizer("sequences", max_tokens=100)}).fit(TEXTS)
     write_finished_run(folder / "text_run", texts, ["ham", "spam"])
     frame = pd.read_csv(folder / "numbers.csv")
     scaler = preprocessing.StandardScaler().fit(frame.drop(columns=["label"]))
     write_finished_run(folder / "number_run", scaler, ["0", "1", "2"])
+    (write_finished_run(folder / "bad_config_run", texts, ["ham", "spam"]) / "config.json").write_text("{not json")
+    (write_finished_run(folder / "list_config_run", texts, ["ham", "spam"]) / "config.json").write_text("[1, 2]")
+    (write_finished_run(folder / "bad_metrics_run", texts, ["ham", "spam"]) / "metrics.json").write_text("")
+    (write_finished_run(folder / "bad_history_run", texts, ["ham", "spam"]) / "history.csv").write_bytes(b"\x89\x00,\x01\n")
     return folder
 
 
@@ -184,6 +194,16 @@ CASES = {
     "huge epochs": (MLP, ["--epochs", str(10**10)], ["--epochs <="]),
     "huge hidden layer": (MLP, ["--hidden-units", "64,10000000"], ["--hidden-units"]),
     "huge vocabulary": (MLP, ["--max-features", str(10**12)], ["--max-features <="]),
+    "a repeated kernel size": (TEXTCNN, ["--kernel-sizes", "3,3"], ["--kernel-sizes", "distinct"]),
+    "an empty part in a comma list": (TEXTCNN, ["--kernel-sizes", "3,,5"], ["--kernel-sizes", "'3,,5'", "empty part"]),
+    "an empty part in hidden units": (MLP, ["--hidden-units", "64,,32"], ["--hidden-units", "empty part"]),
+    "a local cluster key given twice": (
+        TEXTCNN, ["--strategy", "parameter_server", "--local-cluster", "workers=2,workers=3,ps=1"], ["--local-cluster", "once"]
+    ),
+    "a huge local cluster": (
+        TEXTCNN, ["--strategy", "parameter_server", "--local-cluster", "workers=100000,ps=1"], ["--local-cluster", "from 1 to 32"]
+    ),
+    "UTF-32 data": (TEXTCNN, ["--data", "{w}/utf32.csv"], ["{w}/utf32.csv", "UTF-32", "UTF-8"]),
     # Presets and run folders.
     "a folder as --config": (TEXTCNN, ["--config", "{w}/a_folder"], ["--config {w}/a_folder is a folder"]),
     "a preset that is not UTF-8": (TEXTCNN, ["--config", "{w}/latin1.toml"], ["{w}/latin1.toml", "not UTF-8"]),
@@ -191,6 +211,33 @@ CASES = {
     "an unknown preset name": (TEXTCNN, ["--config", "sms_textcn"], ["no such file or bundled preset", "sms_textcnn"]),
     "an empty output_dir in a preset": (TEXTCNN, ["--config", "{w}/empty_output.toml"], ["output_dir to an empty path"]),
     "an integer too long to read in a preset": (TEXTCNN, ["--config", "{w}/huge_integer.toml"], ["number too long"]),
+    "an unknown key in the [tune] table of a plain run": (
+        TEXTCNN, ["--config", "{w}/tune_key_in_plain_run.toml"], ["[tune] bogus", "{w}/tune_key_in_plain_run.toml"]
+    ),
+    "a fixed value below the [tune] table": (
+        TEXTCNN, ["--config", "{w}/fixed_value_below_tune.toml"], ["[tune] epochs", "belongs above the [tune] table"]
+    ),
+    "a value of the wrong type in a preset": (TEXTCNN, ["--config", "{w}/wrong_type.toml"], ["--config {w}/wrong_type.toml", "type int"]),
+    "a recipe that is a number in a preset": (TEXTCNN, ["--config", "{w}/recipe_number.toml"], ["expected recipe to be one of"]),
+    "an --output-dir inside a run folder": (
+        COMMANDS, ["train", "textcnn", "--data", "{w}/texts.csv", "--output-dir", "{w}/text_run/nested"],
+        ["inside the run folder {w}/text_run"],
+    ),
+    "an --output-dir whose config.json is a list": (
+        COMMANDS, ["train", "textcnn", "--data", "{w}/texts.csv", "--output-dir", "{w}/list_config_run"], ["unreadable config.json"]
+    ),
+    "report on a damaged config.json": (COMMANDS, ["report", "{w}/bad_config_run"], ["{w}/bad_config_run/config.json is damaged"]),
+    "compare a run whose config.json is a list": (
+        COMMANDS, ["compare", "{w}/text_run", "{w}/list_config_run"], ["{w}/list_config_run/config.json is damaged", "not an object"]
+    ),
+    "report on an empty metrics.json": (COMMANDS, ["report", "{w}/bad_metrics_run"], ["{w}/bad_metrics_run/metrics.json is damaged"]),
+    "compare a run with a damaged history": (
+        COMMANDS, ["compare", "{w}/text_run", "{w}/bad_history_run"], ["{w}/bad_history_run/history.csv is damaged"]
+    ),
+    "report on a file": (COMMANDS, ["report", "{w}/notes.txt"], ["{w}/notes.txt is a file"]),
+    "cluster check of a TF_CONFIG file that is not UTF-8": (
+        COMMANDS, ["cluster", "check", "--tf-config", "{w}/utf16_tf_config.json"], ["{w}/utf16_tf_config.json", "not UTF-8"]
+    ),
     "an empty --output-dir": (COMMANDS, ["train", "textcnn", "--data", "{w}/texts.csv", "--output-dir", ""], ["--output-dir is empty"]),
     "an --output-dir under a file": (
         COMMANDS, ["train", "textcnn", "--data", "{w}/texts.csv", "--output-dir", "{w}/notes.txt/run"], ["{w}/notes.txt is a file"]

@@ -158,12 +158,20 @@ def test_tf_config_is_read_from_the_environment(monkeypatch):
     assert cluster.tf_config_from_environment().task_index == 1
 
 
-@pytest.mark.parametrize("text, expected", [("workers=2,ps=1", (2, 1)), ("ps=3, workers=1", (1, 3))])
+@pytest.mark.parametrize(
+    "text, expected", [("workers=2,ps=1", (2, 1)), ("ps=3, workers=1", (1, 3)), ("workers=32,ps=32", (32, 32))]
+)
 def test_local_cluster_shapes(text, expected):
     assert cluster.parse_local_cluster(text) == expected
 
 
-@pytest.mark.parametrize("text", ["workers=2", "workers=0,ps=1", "workers=two,ps=1", "gpus=2,ps=1", ""])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "workers=2", "workers=0,ps=1", "workers=two,ps=1", "gpus=2,ps=1", "",
+        "workers=2,workers=3,ps=1", "workers=100000,ps=1", "workers=2,ps=33",
+    ],
+)  # fmt: skip
 def test_bad_local_cluster_shapes(text):
     with pytest.raises(UsageError, match="--local-cluster"):
         cluster.parse_local_cluster(text)

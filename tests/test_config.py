@@ -340,6 +340,25 @@ def test_float_field_accepts_an_integer_in_a_preset(tmp_path):
     config = resolve(TextCNNConfig, preset)
     assert config.learning_rate == 1
     assert config.l2 == 0
+    # As a float: TensorFlow refuses an integer learning rate in a decay schedule.
+    assert isinstance(config.learning_rate, float) and isinstance(config.l2, float)
+
+
+def test_a_preset_value_of_the_wrong_type_names_the_preset(tmp_path):
+    preset = write_preset(tmp_path, 'epochs = "one"\n')
+    with pytest.raises(UsageError, match=f"--config {preset}: Expected --epochs to be of type int"):
+        resolve(TextCNNConfig, preset)
+
+
+def test_a_preset_with_a_byte_order_mark_is_read(tmp_path):
+    preset = tmp_path / "windows.toml"
+    preset.write_bytes(b"\xef\xbb\xbfepochs = 3\n")
+    assert resolve(TextCNNConfig, str(preset)).epochs == 3
+
+
+def test_repeated_kernel_sizes_are_refused():
+    with pytest.raises(UsageError, match="distinct widths"):
+        resolve(TextCNNConfig, None, {"kernel_sizes": (3, 4, 3)})
 
 
 # Preset loading and layering.

@@ -103,6 +103,13 @@ def test_a_malformed_line_is_refused_with_its_number(tmp_path):
     assert "line 5" in message and "not a number" in message
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity", "1e39"])
+def test_a_vector_that_is_not_finite_is_refused_with_its_line(tmp_path, value):
+    path = write_vectors(tmp_path / "bad.txt", VECTORS, header=False, extra_lines=[f"now 1.0 {value} 3.0"])
+    message = usage_error(path)
+    assert "line 5" in message and "not a finite" in message
+
+
 def test_a_line_without_values_is_refused(tmp_path):
     path = tmp_path / "words.txt"
     path.write_text("free\nprize\n")

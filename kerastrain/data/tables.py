@@ -269,6 +269,8 @@ class _TranslateErrors:
 
 def check_is_text(sample, path, flag, encoding):
     """Raises `UsageError` if the start of a file is not text (an image, an archive, a database...)."""
+    if sample.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):  # UTF-32's mark starts with UTF-16's
+        raise UsageError(f"{flag} {path} is UTF-32 text. Save it as UTF-8 CSV.")
     for magic, kind in OTHER_FORMATS.items():
         if sample.startswith(magic):
             raise UsageError(f"{flag} {path} is {kind}, not a CSV. Pass a CSV file (.csv or .csv.gz).")

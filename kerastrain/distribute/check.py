@@ -73,6 +73,10 @@ def read_task(strategy, tf_config_path=None):
             text = file.read()
     except OSError as error:
         raise UsageError(f"--tf-config {tf_config_path}: {error.strerror}. Pass a TF_CONFIG JSON file.") from None
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"--tf-config {tf_config_path} is not UTF-8 text. Pass a TF_CONFIG JSON file saved as UTF-8."
+        ) from None
     return cluster.parse_tf_config(text, strategy), tf_config_path
 
 

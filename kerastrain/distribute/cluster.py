@@ -426,6 +426,11 @@ def use_grpc_keepalive(timeout_seconds):
     os.environ[GRPC_OPTIONS] = ",".join(options)
 
 
+# Every task of an in-process cluster is a server thread pool in this process;
+# past a few dozen the process spends its time starting them.
+LARGEST_LOCAL_CLUSTER = 32
+
+
 def parse_local_cluster(text):
     """Parses `--local-cluster` text such as `"workers=2,ps=1"`.
 
@@ -433,16 +438,22 @@ def parse_local_cluster(text):
         A tuple `(workers, ps)`.
 
     Raises:
-        UsageError: for anything but `workers=N,ps=M` with N >= 1 and M >= 1.
+        UsageError: for anything but `workers=N,ps=M`, each once, with N and M
+            from 1 to `LARGEST_LOCAL_CLUSTER`.
     """
     counts = {}
     for part in text.split(","):
         name, _, number = part.strip().partition("=")
         if name not in ("workers", "ps") or not number.isdigit():
             raise UsageError(f"Expected --local-cluster like workers=2,ps=1. Received: {text!r}")
+        if name in counts:
+            raise UsageError(f"Expected --local-cluster to give {name} once, like workers=2,ps=1. Received: {text!r}")
         counts[name] = int(number)
-    if counts.get("workers", 0) < 1 or counts.get("ps", 0) < 1:
-        raise UsageError(f"Expected --local-cluster with workers >= 1 and ps >= 1, like workers=2,ps=1. Received: {text!r}")
+    if not all(1 <= counts.get(name, 0) <= LARGEST_LOCAL_CLUSTER for name in ("workers", "ps")):
+        raise UsageError(
+            f"Expected --local-cluster with workers and ps from 1 to {LARGEST_LOCAL_CLUSTER}, like workers=2,ps=1; "
+            f"larger clusters run as separate tasks (cluster/launch_local.py, TF_CONFIG). Received: {text!r}"
+        )
     return counts["workers"], counts["ps"]
 
 

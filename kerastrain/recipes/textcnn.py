@@ -142,6 +142,7 @@ def build_model(config, features, num_classes):
         gradient_checkpointing=config.gradient_checkpointing,
     )
 
+
 RECIPE = Recipe(
     name="textcnn",
     config_class=TextCNNConfig,
