@@ -38,6 +38,11 @@ def build_baseline(is_text):
     )
 
 
+def baseline_inputs(examples):
+    """Texts as they are; numbers in float64, whose squares stay finite for features up to float32's largest."""
+    return examples.inputs if examples.is_text else np.asarray(examples.inputs, dtype=np.float64)
+
+
 def fit_and_score(split, train_label_ids, test_label_ids, num_classes):
     """Fits the baseline on the training split and scores it on the test split.
 
@@ -66,9 +71,9 @@ def fit_and_score(split, train_label_ids, test_label_ids, num_classes):
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings():
         # Reported as `converged` instead: a warning would only interrupt the run's log.
         warnings.simplefilter("ignore", exceptions.ConvergenceWarning)
-        model.fit(split.train.inputs, train_label_ids)
+        model.fit(baseline_inputs(split.train), train_label_ids)
         train_seconds = time.perf_counter() - start
-        predicted = model.predict(split.test.inputs)
+        predicted = model.predict(baseline_inputs(split.test))
     test_label_ids = np.asarray(test_label_ids)
     iterations = np.max(model[-1].n_iter_)
     return {

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -268,6 +269,22 @@ def test_baseline_on_numeric_features_scales_them(digits_csv):
     assert scores["converged"] and scores["train_seconds"] > 0
     name, pipeline = baseline.build_baseline(is_text=False)
     assert type(pipeline[0]).__name__ == "StandardScaler"
+
+
+def test_baseline_on_features_near_float32s_largest_fits_without_overflow():
+    from kerastrain.data.examples import Examples
+    from kerastrain.data.splits import Split
+
+    random = np.random.default_rng(0)
+    labels = np.arange(200) % 2
+    # One column near 1e38: its squares overflow float32, in which the features arrive.
+    features = np.stack([random.normal(size=200) * 1e38, labels + random.normal(scale=0.1, size=200)], axis=1)
+    examples = Examples(features.astype(np.float32), labels.astype(str), "test", ["huge", "signal"])
+    split = Split(examples.subset(np.arange(150)), None, examples.subset(np.arange(150, 200)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        scores = baseline.fit_and_score(split, labels[:150], labels[150:], 2)
+    assert scores["accuracy"] > 0.9  # the second column separates the classes
 
 
 def test_baseline_on_text_uses_tfidf():
