@@ -235,6 +235,14 @@ def test_integer_labels_with_a_missing_row_are_not_3_point_0(tmp_path, capsys):
     assert "dropped 1 rows" in capsys.readouterr().err
 
 
+def test_rows_that_repeat_the_header_are_dropped(tmp_path, capsys):
+    first = "review,stars\n" + "good stuff,pos\nbad stuff,neg\n" * 3
+    path = write_csv(tmp_path / "joined.csv", first * 3)  # as cat a.csv b.csv c.csv writes them
+    examples = load_examples(str(path), "review", "stars")
+    assert sorted(set(examples.labels)) == ["neg", "pos"] and len(examples) == 18
+    assert "dropped 2 rows" in capsys.readouterr().err
+
+
 def test_numeric_rows_with_missing_values_are_dropped(tmp_path, capsys):
     path = write_csv(tmp_path / "holes.csv", "label,x,y\na,1,2\nb,,3\nb,4,5\na,6,\nb,7,8\n")
     examples = load_examples(str(path), allow_numeric=True)

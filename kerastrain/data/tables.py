@@ -395,6 +395,10 @@ def text_examples(frame, text_column, label_column, source):
             f"{label_column!r}. Check the columns with --text-column and --label-column."
         )
     report_dropped(len(frame) - int(usable.sum()), "empty or missing text or label", source)
+    # CSVs joined with `cat` repeat the header as a row, which would be a class of its own.
+    repeats_header = texts.astype(str).str.strip().eq(text_column) & labels.astype(str).str.strip().eq(label_column)
+    report_dropped(int((usable & repeats_header).sum()), "the column names as text and label (CSV files joined?)", source)
+    usable &= ~repeats_header
     labels = label_strings(labels[usable])
     check_labels_are_classes(labels, label_column, frame.columns, source, text_flag=True)
     # pandas 3 returns string arrays that TensorFlow cannot convert: plain objects.
