@@ -1,7 +1,9 @@
 """Post-training quantization of finished runs: sizes, accuracy, and bad input."""
 
+import gzip
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 
@@ -143,6 +145,7 @@ def test_help_answers_without_importing_tensorflow():
         ("unfinished run", "metrics.json is missing"),
         ("not a run", "config.json is missing"),
         ("unknown method", "invalid choice: 'int4'"),
+        ("changed data", "has changed since training"),
     ],
 )
 def test_bad_input_gets_one_line_and_writes_nothing(case, expected, tmp_path, finished_mlp_run):
@@ -156,6 +159,15 @@ def test_bad_input_gets_one_line_and_writes_nothing(case, expected, tmp_path, fi
         (run_dir / "notes.txt").write_text("not a run")
     elif case == "unknown method":
         run_dir, method = finished_mlp_run, "int4"
+    elif case == "changed data":
+        shutil.copytree(finished_mlp_run, run_dir)
+        stored = json.loads((run_dir / "config.json").read_text())
+        with gzip.open(stored["config"]["data"], "rt") as file:
+            lines = file.readlines()
+        changed = tmp_path / "digits_edited.csv"
+        changed.write_text("".join(lines[:1] + lines[2:]))  # one row fewer
+        stored["config"]["data"] = str(changed)
+        (run_dir / "config.json").write_text(json.dumps(stored))
     before = sorted(path.name for path in run_dir.iterdir()) if run_dir.exists() else None
     result = run_module(COMPRESS, run_dir, "--method", method)
     assert result.returncode == 2

@@ -61,13 +61,15 @@ def load_test_split(run, recipe):
         A tuple `(test_examples, class_names, test_label_ids)`.
 
     Raises:
-        UsageError: if the run's data cannot be loaded again.
+        UsageError: if the run's data cannot be loaded again, or has changed
+            since training (`config.json` records its fingerprint).
     """
     from kerastrain import pipeline
 
     from kerastrain.api import IN_MEMORY_DATA
 
-    config = recipe.config_class.from_dict(run.read_json(run_folder.CONFIG)["config"])
+    stored = run.read_json(run_folder.CONFIG)
+    config = recipe.config_class.from_dict(stored["config"])
     if config.data in IN_MEMORY_DATA:
         raise UsageError(
             f"{run.path} was trained on {IN_MEMORY_DATA[config.data]}, which kerastrain cannot load again to "
@@ -77,6 +79,12 @@ def load_test_split(run, recipe):
         data = pipeline.load_data(recipe, config)
     except UsageError as error:
         raise UsageError(f"Cannot recreate the test split of {run.path}: {error}") from None
+    recorded = stored.get("data", {}).get("fingerprint")
+    if recorded is not None and recorded != run_folder.fingerprint_examples(data.examples):
+        raise UsageError(
+            f"The data of {run.path}, {config.data}, has changed since training: its test split would not be "
+            "the one the run was scored on. Restore the training data to compress the run."
+        )
     return data.split.test, data.class_names, data.test_labels
 
 
