@@ -128,7 +128,7 @@ def main(argv=None):
     from kerastrain import files
 
     if arguments.command == "compare":
-        files.check_writable_file(arguments.output, "--output", protected=arguments.run_dirs)
+        files.check_writable_file(arguments.output, "--output", protected=arguments.run_dirs, example_name="curves.png")
     else:
         files.check_writable_folder(arguments.run_dir, "RUN_DIR")  # report.html goes into it
     if arguments.command == "report":

@@ -48,7 +48,7 @@ def check_writable_folder(path, flag):
     check_can_write_in(existing, path, flag, creating=bool(missing))
 
 
-def check_writable_file(path, flag, protected=()):
+def check_writable_file(path, flag, protected=(), example_name="out"):
     """Checks that the file `path` can be written (created, or overwritten) by this process.
 
     Its folder must exist and be writable (see `check_writable_folder`); an
@@ -61,6 +61,8 @@ def check_writable_file(path, flag, protected=()):
         protected: files and folders (such as the input data and the run
             folders) whose existing files this output must not overwrite.
             Defaults to `()`.
+        example_name: a file name to suggest when `path` is a folder.
+            Defaults to `"out"`.
 
     Raises:
         UsageError: if the file cannot be written.
@@ -75,7 +77,7 @@ def check_writable_file(path, flag, protected=()):
     check_not_virtual(path, flag)
     check_not_overwriting(path, flag, protected)
     if path.endswith(os.sep) or os.path.isdir(path):
-        raise UsageError(f"{flag} {path} is a folder. Pass the path of a file, like {os.path.join(path, 'out')}.")
+        raise UsageError(f"{flag} {path} is a folder. Pass the path of a file, like {os.path.join(path, example_name)}.")
     folder = os.path.dirname(os.path.abspath(path))
     existing, missing = nearest_existing(folder, flag)
     if missing:

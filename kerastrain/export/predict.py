@@ -202,7 +202,9 @@ def main(argv=None, prog="kerastrain predict"):
                 "(training leaves empty texts out). Pass a text to classify."
             )
     if arguments.output is not None:  # an empty --output ("$OUT" unset) is refused, not taken for stdout
-        files.check_writable_file(arguments.output, "--output", protected=[arguments.run_dir, arguments.csv])
+        files.check_writable_file(
+            arguments.output, "--output", protected=[arguments.run_dir, arguments.csv], example_name="predictions.csv"
+        )
     frame = None
     if arguments.csv:
         from kerastrain.data import tables

@@ -84,7 +84,7 @@ def compare_runs(paths, output="compare.png"):
     """
     if not output.lower().endswith(".png"):
         raise UsageError(f"Expected --output to be a .png file. Received: output={output!r}")
-    files.check_writable_file(output, "--output", protected=paths)
+    files.check_writable_file(output, "--output", protected=paths, example_name="curves.png")
     runs = [run_folder.open_finished_run(path) for path in paths]
     labels = run_labels(paths)
     rows = [summary_row(label, run) for label, run in zip(labels, runs)]
