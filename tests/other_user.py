@@ -6,6 +6,7 @@ forked child, or a subprocess), and as the current user otherwise.
 """
 
 import contextlib
+import gc
 import json
 import os
 import runpy
@@ -41,8 +42,10 @@ def as_other_user(function):
     if os.geteuid() != 0:
         return outcome(function)
     read_end, write_end = os.pipe()
+    gc.freeze()  # see run_module_as_other_user
     pid = os.fork()
     if pid == 0:  # the child: drop root's rights, run the check, report, and leave without cleanup
+        gc.disable()
         os.close(read_end)
         try:
             os.setgroups([])
@@ -53,6 +56,7 @@ def as_other_user(function):
             result = ["setup failed", repr(error)]
         os.write(write_end, json.dumps(result).encode())
         os._exit(0)
+    gc.unfreeze()
     os.close(write_end)
     chunks = []
     while chunk := os.read(read_end, 65536):
@@ -120,8 +124,12 @@ def run_module_as_other_user(module, arguments, cwd):
             [sys.executable, "-m", module, *arguments], capture_output=True, text=True, timeout=180, cwd=cwd
         )
     output, errors = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    # The child must not finalize objects it inherits: TensorFlow's, from tests that
+    # ran earlier in this process, crash when collected after a fork.
+    gc.freeze()
     pid = os.fork()
     if pid == 0:
+        gc.disable()
         status = 1
         try:
             os.dup2(output.fileno(), 1)
@@ -142,6 +150,7 @@ def run_module_as_other_user(module, arguments, cwd):
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(status)
+    gc.unfreeze()
     _, wait_status = os.waitpid(pid, 0)
     texts = []
     for file in (output, errors):
