@@ -169,7 +169,10 @@ def test_lists_with_a_part_out_of_range_are_refused(config_class, item, data):
 @given(data=st.data())
 def test_lists_in_range_are_accepted(config_class, item, data):
     minimum, maximum = limits(item)
-    value = tuple(data.draw(st.lists(st.integers(min_value=minimum, max_value=maximum), min_size=1, max_size=5)))
+    # The TextCNN's convolution widths must also be distinct (one branch per width).
+    unique = item.name == "kernel_sizes"
+    parts = st.lists(st.integers(min_value=minimum, max_value=maximum), min_size=1, max_size=5, unique=unique)
+    value = tuple(data.draw(parts))
     assert getattr(resolve(config_class, overrides={item.name: value}), item.name) == value
 
 
