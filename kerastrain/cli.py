@@ -132,11 +132,9 @@ def parse_command(config_class, argv, prog, description):
             "--output-dir is empty (an unset shell variable?). Pass a folder, or leave the flag out to let "
             "kerastrain name the run folder."
         )
-    values, tune_table = config_lib.read_preset(preset, config_class) if preset is not None else ({}, None)
-    if preset is not None:
-        config_lib.check_preset_values(config_class, preset, values, overridden=arguments)
-    # Checked without --tune too: a key written below the [tune] table by mistake belongs to it.
-    space = search_space_lib.parse_search_space(tune_table, config_class, preset) if tune_table is not None else None
+    values, space = (
+        config_lib.read_checked_preset(preset, config_class, overridden=arguments) if preset is not None else ({}, None)
+    )
     values.update(arguments)
     config = config_class(**values)
     config.validate()
@@ -149,7 +147,7 @@ def parse_command(config_class, argv, prog, description):
     if importlib.util.find_spec("keras_tuner") is None:
         raise UsageError('--tune needs KerasTuner. Run: pip install "kerastrain[tune]" (or pip install keras-tuner).')
     example = search_space_lib.example_preset(config_class)
-    if tune_table is None:
+    if space is None:
         raise UsageError(
             f"--tune needs a preset with a [tune] table of the search space. Pass --config {example}, "
             "or add such a table to your preset."

@@ -723,12 +723,41 @@ def check_preset_values(config_class, path, values, overridden=()):
             raise UsageError(f"--config {path}: {error}") from None
 
 
-def load_preset(path, config_class):
-    """Reads a TOML preset into a dict of field values.
+def read_checked_preset(path, config_class, overridden=()):
+    """Reads a preset as `read_preset` does, then checks its values and its `[tune]` table.
 
-    A `[tune]` table in the preset is checked, as `--tune` would check it (a
-    key written below the table by mistake belongs to it), and left out: a
-    plain run trains the preset's base values (see `read_preset`).
+    The `[tune]` table is checked whether or not the run searches it: a key
+    written below the table by mistake belongs to it.
+
+    Args:
+        path: a `.toml` file, or a bundled preset's name.
+        config_class: the recipe's config dataclass.
+        overridden: the names of fields that flags or keywords set, whose
+            preset values are not checked (see `check_preset_values`).
+            Defaults to `()`.
+
+    Returns:
+        A tuple `(values, space)`: a dict of the preset's field values, and
+        its `search_space.SearchSpace`, or `None` when it has no `[tune]` table.
+
+    Raises:
+        UsageError: as `read_preset`, `check_preset_values` and
+            `search_space.parse_search_space` do.
+    """
+    values, tune = read_preset(path, config_class)
+    check_preset_values(config_class, path, values, overridden)
+    if tune is None:
+        return values, None
+    from kerastrain.search import search_space
+
+    return values, search_space.parse_search_space(tune, config_class, str(path))
+
+
+def load_preset(path, config_class):
+    """Reads a TOML preset into a dict of field values, checked.
+
+    A `[tune]` table in the preset is checked and left out: a plain run trains
+    the preset's base values (see `read_checked_preset`).
 
     Args:
         path: path of the `.toml` file.
@@ -738,14 +767,9 @@ def load_preset(path, config_class):
         A dict of the preset's field values.
 
     Raises:
-        UsageError: as `read_preset` and `search_space.parse_search_space` do.
+        UsageError: as `read_checked_preset` does.
     """
-    values, tune = read_preset(path, config_class)
-    if tune is not None:
-        from kerastrain.search import search_space
-
-        search_space.parse_search_space(tune, config_class, str(path))
-    return values
+    return read_checked_preset(path, config_class)[0]
 
 
 def resolve(config_class, preset_path=None, overrides=None):
@@ -765,10 +789,9 @@ def resolve(config_class, preset_path=None, overrides=None):
     config = resolve(TextCNNConfig, "sms_textcnn", {"epochs": 2})
     ```
     """
-    values = load_preset(preset_path, config_class) if preset_path else {}
-    if preset_path:
-        check_preset_values(config_class, preset_path, values, overridden=overrides or {})
-    values.update(overrides or {})
+    overrides = overrides or {}
+    values = read_checked_preset(preset_path, config_class, overridden=overrides)[0] if preset_path else {}
+    values.update(overrides)
     config = config_class(**values)
     config.validate()
     return config
